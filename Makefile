@@ -1,0 +1,27 @@
+# Two commands work on a fresh machine with only Python 3.11 and make:
+#   make demo   -- set up .venv if needed, then compile and run the built-in model
+#   make test   -- set up .venv if needed, then run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BACKEND ?= interpreter
+
+.PHONY: demo test conformance bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m kiln.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests
+
+conformance: $(STAMP)
+	$(BIN)/python -m kiln.frontends.onnx.conformance --backend $(BACKEND)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,21 @@
+"""The op table. Importing this package registers every op family.
+
+`ops.Add` (module attribute) or `get_op("Add")` give the OpDef; `OP_TABLE` maps names to OpDefs.
+"""
+
+from .registry import OP_TABLE, define, get_op
+
+from . import (  # noqa: F401  (each module registers its ops)
+    elementwise, reduce, normalization, linalg, attention, shape, movement, indexing,
+    conv, pool, rnn, quantize, signal, image, control, sequence, strings, ml, random, training,
+)
+
+
+def __getattr__(name: str):
+    try:
+        return OP_TABLE[name]
+    except KeyError:
+        raise AttributeError(f"kiln has no op named {name!r}") from None
+
+
+__all__ = ["OP_TABLE", "define", "get_op"]
