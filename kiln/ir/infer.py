@@ -18,6 +18,14 @@ def check_arity(op: OpDef, num_inputs: int, node=None) -> None:
             node=node)
 
 
+def check_operands(op: OpDef, inputs: Sequence[Value | None], node=None) -> None:
+    """The right number of inputs, and every required one present."""
+    check_arity(op, len(inputs), node)
+    for i, (v, slot) in enumerate(zip(inputs, _slots(op, len(inputs)))):
+        if v is None and not slot.optional:
+            raise TypeInferenceError(f"required input '{slot.name}' (#{i}) is missing", node=node)
+
+
 def _required_inputs(op: OpDef) -> int:
     n = 0
     for i, o in enumerate(op.inputs):
@@ -29,10 +37,7 @@ def _required_inputs(op: OpDef) -> int:
 def infer_types(op: OpDef, inputs: Sequence[Value | None], attrs: dict, num_outputs: int,
                 node=None) -> list[Type]:
     """Output types of `op` applied to `inputs` with `attrs` (defaults are filled in here)."""
-    check_arity(op, len(inputs), node)
-    for i, (v, slot) in enumerate(zip(inputs, _slots(op, len(inputs)))):
-        if v is None and not slot.optional:
-            raise TypeInferenceError(f"required input '{slot.name}' (#{i}) is missing", node=node)
+    check_operands(op, inputs, node)
     full = op.full_attrs(attrs, node=node)
     _check_choices(op, full, node)
     ctx = InferContext(op, [v.type if v is not None else None for v in inputs], full,
