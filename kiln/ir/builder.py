@@ -47,6 +47,7 @@ class GraphBuilder:
             if isinstance(outputs, int) else list(outputs)
         node = Node(op, inputs, attrs, [None] * len(names), name)
         check_attr_values(op, attrs, node)
+        node.attrs = dict(attrs)      # the normalized values (lists become tuples)
         types = infer_types(op, inputs, attrs, len(names), node)
         node.outputs = [self.graph.new_value(n, t) for n, t in zip(names, types)]
         for v in node.outputs:
