@@ -151,6 +151,40 @@ class Graph:
                 out.add(v)
         return out
 
+    # --- mutation (used by passes) ------------------------------------------------------
+    def replace_all_uses(self, old: Value, new: Value) -> int:
+        """Make every reader of `old` (nodes here and in subgraphs, graph outputs) read `new`."""
+        count = 0
+        for n in self.nodes:
+            for i, v in enumerate(n.inputs):
+                if v is old:
+                    n.inputs[i] = new
+                    count += 1
+            for g in subgraphs(n):
+                count += g.replace_all_uses(old, new)
+        for i, v in enumerate(self.outputs):
+            if v is old:
+                self.outputs[i] = new
+                count += 1
+        return count
+
+    def remove_nodes(self, dead) -> None:
+        """Drop the given nodes (a set or list of Node) and release their output names."""
+        dead_ids = {id(n) for n in dead}
+        for n in self.nodes:
+            if id(n) in dead_ids:
+                for v in n.outputs:
+                    if v is not None:
+                        self._names.discard(v.name)
+        self.nodes = [n for n in self.nodes if id(n) not in dead_ids]
+
+    def remove_constants(self, dead) -> None:
+        dead_ids = {id(c) for c in dead}
+        for c in self.constants:
+            if id(c) in dead_ids:
+                self._names.discard(c.name)
+        self.constants = [c for c in self.constants if id(c) not in dead_ids]
+
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
 

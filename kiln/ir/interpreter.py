@@ -67,10 +67,19 @@ def _run_node(node: Node, env: _Env) -> None:
     def run_subgraph(g: Graph, sub_inputs: Sequence[Any]) -> list:
         return _run(g, sub_inputs, env)
 
+    for v, x in zip(node.outputs, evaluate_node(node, args, run_subgraph)):
+        if v is not None:
+            env[v] = x
+
+
+def evaluate_node(node: Node, args: Sequence[Any], run_subgraph=None) -> list:
+    """Run one node's reference on concrete inputs; returns one entry per node output (None for
+    an output the node does not keep). Used by the interpreter and by constant folding."""
     ctx = RunContext(node.op, node.op.full_attrs(node.attrs, node), node, run_subgraph,
                      len(node.outputs), [v.type if v is not None else None for v in node.outputs])
     try:
-        result = node.op.reference(ctx, *args)
+        with np.errstate(all="ignore"):
+            result = node.op.reference(ctx, *args)
     except KilnError as e:
         if e.node is None:
             e.node = node
@@ -84,9 +93,7 @@ def _run_node(node: Node, env: _Env) -> None:
     if len(result) < sum(1 for v in node.outputs if v is not None):
         raise ExecutionError(f"reference returned {len(result)} outputs, node has {len(node.outputs)}",
                              node=node)
-    for v, x in zip(node.outputs, result):
-        if v is not None:
-            env[v] = _conform(node, v, x)
+    return [None if v is None else _conform(node, v, x) for v, x in zip(node.outputs, result)]
 
 
 def _conform(node: Node, v: Value, x: Any):

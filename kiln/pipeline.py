@@ -1,0 +1,40 @@
+"""The named optimization pipelines: what runs, in which order, and why.
+
+The order is the textbook's (and every production graph compiler's):
+  1. fold_constants first — it turns shape computations and constant subgraphs into constants,
+     which is what lets the later passes see through them;
+  2. eliminate_common_subexpressions and simplify iterate together to a fixed point — each
+     exposes work for the other (a simplification makes two nodes identical; a merge makes a
+     pattern match) and folding runs inside the loop so new constant subgraphs collapse;
+  3. fold_batchnorm after simplification, when Conv/Gemm → BatchNormalization chains are plain;
+  4. eliminate_dead_code last — every pass before it leaves unused nodes behind;
+  5. then (in later stages) operator fusion → layout transformation → memory planning, which
+     need the cleaned-up graph and fix the kernel order.
+"""
+
+from __future__ import annotations
+
+from .rewrite.pass_manager import FixedPoint, Pass
+from .passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
+from .passes.eliminate_dead_code import EliminateDeadCode
+from .passes.fold_constants import FoldConstants
+from .passes.simplify import Simplify
+
+
+def pipeline(level: int) -> list[Pass]:
+    """The passes of optimization level `level` (0..3), in order."""
+    if level <= 0:
+        return []                                   # O0: the graph as imported
+    if level == 1:
+        return [FoldConstants(), EliminateDeadCode()]
+    return [
+        FoldConstants(),
+        FixedPoint((EliminateCommonSubexpressions(), Simplify(), FoldConstants())),
+        EliminateDeadCode(),
+        # slots: fuse -> transform_layout -> plan_memory (O2 and O3)
+    ]
+
+
+ALL_PASSES: dict[str, type[Pass]] = {
+    p.name: p for p in (FoldConstants, EliminateCommonSubexpressions, Simplify, EliminateDeadCode)
+}

@@ -1,0 +1,1 @@
+"""Rewriting machinery: the pattern language, rules and their driver, passes, analyses, instruments."""
