@@ -158,5 +158,5 @@ def _bitcast_infer(ctx: InferContext):
 BitCast = define(
     "BitCast", ["input"], ["output"], kind=K.ELEMENTWISE, since_version=26,
     attrs=[DTYPE("to")], infer=_bitcast_infer,
-    reference=lambda ctx, x: np.ascontiguousarray(x).view(ctx.attrs.to.np),
+    reference=lambda ctx, x: np.ascontiguousarray(x).view(ctx.attrs.to.np).reshape(x.shape),
     doc="output = the bits of input read as dtype `to` (same bit width).")
