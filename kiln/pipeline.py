@@ -17,6 +17,7 @@ from __future__ import annotations
 from .rewrite.pass_manager import FixedPoint, Pass
 from .passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from .passes.eliminate_dead_code import EliminateDeadCode
+from .passes.fold_batchnorm import FoldBatchNorm
 from .passes.fold_constants import FoldConstants
 from .passes.simplify import Simplify
 
@@ -30,11 +31,13 @@ def pipeline(level: int) -> list[Pass]:
     return [
         FoldConstants(),
         FixedPoint((EliminateCommonSubexpressions(), Simplify(), FoldConstants())),
+        FoldBatchNorm(),
         EliminateDeadCode(),
         # slots: fuse -> transform_layout -> plan_memory (O2 and O3)
     ]
 
 
 ALL_PASSES: dict[str, type[Pass]] = {
-    p.name: p for p in (FoldConstants, EliminateCommonSubexpressions, Simplify, EliminateDeadCode)
+    p.name: p for p in (FoldConstants, EliminateCommonSubexpressions, Simplify, FoldBatchNorm,
+                        EliminateDeadCode)
 }

@@ -131,3 +131,37 @@ def test_identity_elements_and_strength_reduction():
     feeds = {"x": np.array([1, -2, np.inf, np.nan], np.float32)}
     out, _ = check_pass(b.graph, pipeline(2), feeds)
     assert [n.op.name for n in out.nodes] == ["Mul", "Mul"]
+
+
+def _bn_params(b, c, rng):
+    return [b.constant(rng.uniform(0.5, 2, c).astype(np.float32), "gamma"),
+            b.constant(rng.standard_normal(c).astype(np.float32), "beta"),
+            b.constant(rng.standard_normal(c).astype(np.float32), "mean"),
+            b.constant(rng.uniform(0.1, 3, c).astype(np.float32), "var")]
+
+
+def test_conv_batchnorm_folds_and_matches():
+    from kiln.passes.fold_batchnorm import FoldBatchNorm
+    rng = np.random.default_rng(0)
+    b = GraphBuilder()
+    x = b.input("x", tensor(f32, "batch", 3, 7, 7))
+    w = b.constant(rng.standard_normal((5, 3, 3, 3)).astype(np.float32), "w")
+    bias = b.constant(rng.standard_normal(5).astype(np.float32), "bias")
+    y = b.Conv(x, w, bias, pads=[1, 1, 1, 1])
+    b.output(b.Relu(b.BatchNormalization(y, *_bn_params(b, 5, rng), epsilon=1e-3)))
+    feeds = {"x": rng.standard_normal((2, 3, 7, 7)).astype(np.float32)}
+    out, ctx = check_pass(b.graph, [FoldBatchNorm(), EliminateDeadCode()], feeds, rtol=1e-4, atol=1e-5)
+    assert [n.op.name for n in out.nodes] == ["Conv", "Relu"]
+
+
+def test_gemm_batchnorm_folds_and_matches():
+    from kiln.passes.fold_batchnorm import FoldBatchNorm
+    rng = np.random.default_rng(1)
+    b = GraphBuilder()
+    x = b.input("x", tensor(f32, "batch", 6))
+    w = b.constant(rng.standard_normal((4, 6)).astype(np.float32), "w")
+    c = b.constant(rng.standard_normal(4).astype(np.float32), "c")
+    b.output(b.BatchNormalization(b.Gemm(x, w, c, transB=1), *_bn_params(b, 4, rng)))
+    feeds = {"x": rng.standard_normal((3, 6)).astype(np.float32)}
+    out, _ = check_pass(b.graph, [FoldBatchNorm(), EliminateDeadCode()], feeds, rtol=1e-4, atol=1e-5)
+    assert [n.op.name for n in out.nodes] == ["Gemm"]
