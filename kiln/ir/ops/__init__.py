@@ -7,7 +7,7 @@ from .registry import OP_TABLE, define, get_op
 
 from . import (  # noqa: F401  (each module registers its ops)
     elementwise, activations, cast, reduce, normalization, loss, linalg, attention, shape, movement, indexing,
-    conv, pool, rnn, quantize, signal, image, control, sequence, strings, ml, random, training,
+    conv, pool, rnn, quantize, signal, image, resize, control, sequence, strings, ml, random, training,
 )
 
 
