@@ -303,7 +303,8 @@ def _instance_norm(ctx, x, scale, b):
     xs = x.astype(compute_dtype(x.dtype), copy=False)
     mean, var = _moments(xs, tuple(range(2, x.ndim)))
     y = (xs - mean) * _rsqrt(var, ctx.attrs.epsilon)
-    y = y * _channel_view(scale.astype(xs.dtype), x.ndim) + _channel_view(b.astype(xs.dtype), x.ndim)
+    y = y * _channel_view(scale.astype(xs.dtype), x.ndim) + \
+        _channel_view(b.astype(xs.dtype), x.ndim)
     return y.astype(x.dtype, copy=False)
 
 

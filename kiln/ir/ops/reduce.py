@@ -271,8 +271,9 @@ def scalar_operand(ctx: InferContext, i: int, what: str, dtypes=(DType.int32, DT
     compile time, else None."""
     t = ctx.tensor(i)
     check_dtype(ctx, t.dtype, frozenset(dtypes), f"{what} operand")
-    if t.shape is not None and (len(t.shape) > 1 or (len(t.shape) == 1 and
-                                                     isinstance(t.shape[0], int) and t.shape[0] != 1)):
+    one = t.shape is None or t.shape == () or (
+        len(t.shape) == 1 and (not isinstance(t.shape[0], int) or t.shape[0] == 1))
+    if not one:
         ctx.fail(f"{what} must hold one integer, got {t}")
     value = ctx.const(i)
     return None if value is None else int(np.asarray(value).ravel()[0])
