@@ -111,7 +111,7 @@ def _cast_infer(ctx: InferContext):
     check_dtype(ctx, 0, CASTABLE)
     to = ctx.attrs.to
     if to not in CASTABLE:
-        ctx.fail(f"cannot cast to {to}", hint=f"Cast takes the dtypes {sorted(d.short for d in CASTABLE)}")
+        ctx.fail(f"cannot cast to {to}", hint="complex tensors cannot be cast")
     return [TensorType(to, t.shape)]
 
 

@@ -50,13 +50,18 @@ def _names(dtypes: Iterable[DType]) -> str:
     return ", ".join(sorted(d.short for d in dtypes))
 
 
+def _operand(ctx: InferContext, i: int) -> str:
+    slots = ctx.op.inputs
+    slot = slots[min(i, len(slots) - 1)]
+    return f"#{i}" if slot.variadic else slot.name
+
+
 def check_dtype(ctx: InferContext, i: int, allowed: frozenset) -> DType:
     """The dtype of input i, which must be one of `allowed`."""
     t = ctx.tensor(i)
     if t.dtype not in allowed:
-        name = ctx.op.inputs[min(i, len(ctx.op.inputs) - 1)].name
-        ctx.fail(f"input '{name}' has dtype {t.dtype}; {ctx.op.name} takes {_names(allowed)}",
-                 hint="insert a Cast to a supported dtype")
+        ctx.fail(f"input '{_operand(ctx, i)}' has dtype {t.dtype}; {ctx.op.name} takes "
+                 f"{_names(allowed)}", hint="insert a Cast to a supported dtype")
     return t.dtype
 
 
@@ -66,8 +71,9 @@ def same_dtype(ctx: InferContext, indices: Iterable[int], allowed: frozenset) ->
     first = check_dtype(ctx, indices[0], allowed)
     for i in indices[1:]:
         if ctx.tensor(i).dtype is not first:
-            ctx.fail(f"operands have different dtypes: input 0 is {first}, input {i} is "
-                     f"{ctx.tensor(i).dtype}", hint="insert a Cast so the operands agree")
+            ctx.fail(f"operands have different dtypes: '{_operand(ctx, indices[0])}' is {first}, "
+                     f"'{_operand(ctx, i)}' is {ctx.tensor(i).dtype}",
+                     hint="insert a Cast so the operands agree")
     return first
 
 
@@ -80,10 +86,10 @@ def unary_infer(allowed: frozenset, out: DType | None = None):
     return infer
 
 
-def broadcast_infer(allowed: frozenset, out: DType | None = None, indices=None):
+def same_dtype_broadcast_infer(allowed: frozenset, out: DType | None = None):
     """Broadcast shape of the inputs, which share one dtype from `allowed`; that dtype or `out`."""
     def infer(ctx: InferContext):
-        idx = [i for i in (indices or range(ctx.num_inputs)) if ctx.has_input(i)]
+        idx = [i for i in range(ctx.num_inputs) if ctx.has_input(i)]
         dtype = same_dtype(ctx, idx, allowed)
         shape = broadcast_shapes(*(ctx.tensor(i).shape for i in idx), node=ctx.node)
         return [TensorType(out or dtype, shape)]
@@ -184,7 +190,7 @@ def define_binary(name: str, since: int, allowed: frozenset, out: DType | None, 
     def reference(ctx, a, b):
         return as_dtype(fn(a, b), out.np if out else a.dtype)
     return define(name, ["A", "B"], ["C"], kind=K.BROADCAST, since_version=since, traits=traits,
-                  infer=broadcast_infer(allowed, out), reference=reference, doc=doc)
+                  infer=same_dtype_broadcast_infer(allowed, out), reference=reference, doc=doc)
 
 
 _EQUATABLE = NUMERIC | BOOL | frozenset({dt.string})
@@ -217,8 +223,9 @@ def _mod(ctx, a, b):
 
 
 Mod = define(
-    "Mod", ["A", "B"], ["C"], kind=K.BROADCAST, since_version=28, attrs=[INT("fmod", 0, choices=(0, 1))],
-    infer=broadcast_infer(NUMERIC), reference=_mod,
+    "Mod", ["A", "B"], ["C"], kind=K.BROADCAST, since_version=28,
+    attrs=[INT("fmod", 0, choices=(0, 1))],
+    infer=same_dtype_broadcast_infer(NUMERIC), reference=_mod,
     doc="C = A mod B: sign of B (A - floor(A/B)*B), or sign of A with fmod=1 (A - trunc(A/B)*B).")
 
 
@@ -239,7 +246,7 @@ def _shift(ctx, x, y):
 BitShift = define(
     "BitShift", ["X", "Y"], ["Z"], kind=K.BROADCAST, since_version=28,
     attrs=[STRING("direction", choices=("LEFT", "RIGHT"))],
-    infer=broadcast_infer(INT_TYPES), reference=_shift,
+    infer=same_dtype_broadcast_infer(INT_TYPES), reference=_shift,
     doc="Z = X << Y or X >> Y (arithmetic for signed X); shifts of >= bit width or < 0 fill.")
 
 
@@ -274,7 +281,8 @@ def define_variadic(name: str, allowed: frozenset, traits, fn: Callable, doc: st
         y = functools.reduce(fn, xs[1:], xs[0])
         return as_dtype(finish(y, len(xs)) if finish else y, xs[0].dtype)
     return define(name, ["data_0*"], ["result"], kind=K.BROADCAST, since_version=13,
-                  traits=traits, infer=broadcast_infer(allowed), reference=reference, doc=doc)
+                  traits=traits, infer=same_dtype_broadcast_infer(allowed), reference=reference,
+                  doc=doc)
 
 
 Max = define_variadic("Max", NUMERIC, [COMMUTATIVE, ASSOCIATIVE], np.maximum,
