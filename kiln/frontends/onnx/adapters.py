@@ -1,0 +1,274 @@
+"""Opset upgrades: turning a node written against an older ONNX schema into the newest form.
+
+kiln's OpDefs follow the newest ONNX signature of each op. A node whose model opset selects an
+older schema (its `since_version` is lower) is rewritten here before it becomes a kiln node:
+attributes that became inputs turn into constants, dropped attributes go away, renamed ops get
+their new name, old semantics are rebuilt from newer ops.
+
+The table `ADAPTERS` is the whole story: each entry names the ops, the first schema version that
+has the new form (`below`), and the conversion. Entries for one op apply oldest first. An entry
+with no conversion marks an old form kiln cannot upgrade; the importer reports it as unsupported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+
+
+@dataclass
+class NodeDraft:
+    """A node on its way into kiln: ONNX op name and attributes (decoded), kiln input Values."""
+
+    op_type: str
+    domain: str
+    inputs: list                      # kiln Values, None for an absent optional input
+    attrs: dict[str, Any]             # decoded attribute values (GraphProto stays a proto)
+    outputs: list[str]                # ONNX output names, "" for an absent one
+    name: str = ""
+    # Called with the converted node's outputs; returns the Values to bind to `outputs`.
+    finish: Callable | None = None
+    attr_types: dict[str, int] = field(default_factory=dict)   # ONNX attribute type codes
+
+
+@dataclass(frozen=True)
+class Adapter:
+    ops: tuple[str, ...]              # op names, or ("*",) for every default-domain op
+    below: int                        # schema versions older than this get converted
+    convert: Callable | None          # convert(ctx, draft) -> None; None: form not supported
+    doc: str
+
+
+# --- conversions -----------------------------------------------------------------------------
+
+def drop_attrs(*names: str) -> Callable:
+    def convert(ctx, d: NodeDraft) -> None:
+        for n in names:
+            d.attrs.pop(n, None)
+    convert.__name__ = f"drop_{'_'.join(names)}"
+    return convert
+
+
+def _set_input(d: NodeDraft, i: int, v) -> None:
+    while len(d.inputs) <= i:
+        d.inputs.append(None)
+    d.inputs[i] = v
+
+
+def attr_to_input(attr: str, index: int, dtype=np.int64, *, like_input: int | None = None,
+                  shape: str = "list") -> Callable:
+    """Move attribute `attr` into input slot `index` as a constant (absent attr: slot left absent).
+
+    like_input: take the constant's dtype from that input. shape: "list" (1-D), "scalar"."""
+    def convert(ctx, d: NodeDraft) -> None:
+        if attr not in d.attrs:
+            return
+        value = d.attrs.pop(attr)
+        dt = ctx.dtype(d.inputs[like_input]).np if like_input is not None else dtype
+        arr = np.asarray(value, dtype=dt)
+        arr = arr.reshape(()) if shape == "scalar" else arr.reshape(-1)
+        _set_input(d, index, ctx.const(arr, f"{d.name or d.op_type}_{attr}"))
+    convert.__name__ = f"{attr}_to_input{index}"
+    return convert
+
+
+def rename_attr(old: str, new: str) -> Callable:
+    def convert(ctx, d: NodeDraft) -> None:
+        if old in d.attrs:
+            d.attrs[new] = d.attrs.pop(old)
+    convert.__name__ = f"rename_{old}_to_{new}"
+    return convert
+
+
+def chain(*converts: Callable) -> Callable:
+    def convert(ctx, d: NodeDraft) -> None:
+        for c in converts:
+            c(ctx, d)
+    return convert
+
+
+def legacy_broadcast(ctx, d: NodeDraft) -> None:
+    """Before opset 7, `broadcast=1, axis=k` aligned B with A starting at axis k."""
+    broadcast = d.attrs.pop("broadcast", 0)
+    axis = d.attrs.pop("axis", None)
+    if not broadcast or axis is None or len(d.inputs) < 2:
+        return
+    ra, rb = ctx.rank(d.inputs[0]), ctx.rank(d.inputs[1])
+    if ra is None or rb is None:
+        ctx.fail("legacy broadcasting with an axis needs inputs of known rank")
+    axis = axis + ra if axis < 0 else axis
+    trailing = ra - axis - rb
+    if trailing > 0:
+        d.inputs[1] = ctx.append_unit_dims(d.inputs[1], trailing)
+
+
+def softmax_coerced_2d(ctx, d: NodeDraft) -> None:
+    """Before opset 13, Softmax/LogSoftmax/Hardmax flattened the input to 2-D at `axis`."""
+    axis = d.attrs.pop("axis", 1)
+    x = d.inputs[0]
+    rank = ctx.rank(x)
+    if rank is not None:
+        norm = axis + rank if axis < 0 else axis
+        if norm >= rank - 1 or rank <= 1:
+            d.attrs["axis"] = -1      # one trailing axis: the same as the new form
+            return
+    shape = ctx.emit("Shape", [x])[0]
+    d.inputs[0] = ctx.emit("Flatten", [x], {"axis": axis})[0]
+    d.attrs["axis"] = -1
+
+    def finish(ctx, outs):
+        return [ctx.emit("Reshape", [outs[0], shape], names=[d.outputs[0]])[0]]
+    d.finish = finish
+
+
+def split_equal_parts(ctx, d: NodeDraft) -> None:
+    """Opset 18 needs `num_outputs` when no `split` input is given; older forms split evenly."""
+    if len(d.inputs) < 2 or d.inputs[1] is None:
+        d.attrs.setdefault("num_outputs", len(d.outputs))
+
+
+def upsample_to_resize(ctx, d: NodeDraft) -> None:
+    """Upsample (any version) is Resize with asymmetric coordinates."""
+    mode = d.attrs.pop("mode", "nearest")
+    x = d.inputs[0]
+    if "scales" in d.attrs:
+        scales = ctx.const(np.asarray(d.attrs.pop("scales"), np.float32), f"{d.name or 'upsample'}_scales")
+    elif "height_scale" in d.attrs or "width_scale" in d.attrs:
+        h, w = d.attrs.pop("height_scale", 1.0), d.attrs.pop("width_scale", 1.0)
+        scales = ctx.const(np.asarray([1, 1, h, w], np.float32), f"{d.name or 'upsample'}_scales")
+    else:
+        scales = d.inputs[1]
+    d.op_type = "Resize"
+    d.inputs = [x, None, scales]
+    d.attrs = _resize_legacy_attrs(mode)
+
+
+def resize10_to_resize(ctx, d: NodeDraft) -> None:
+    """Resize-10 took (X, scales) with Upsample's asymmetric coordinates."""
+    mode = d.attrs.pop("mode", "nearest")
+    d.inputs = [d.inputs[0], None, d.inputs[1]]
+    d.attrs.update(_resize_legacy_attrs(mode))
+
+
+def _resize_legacy_attrs(mode: str) -> dict:
+    mode = "linear" if mode in ("linear", "bilinear") else mode
+    attrs = {"mode": mode, "coordinate_transformation_mode": "asymmetric"}
+    if mode == "nearest":
+        attrs["nearest_mode"] = "floor"
+    return attrs
+
+
+def rename(new: str) -> Callable:
+    def convert(ctx, d: NodeDraft) -> None:
+        d.op_type = new
+    convert.__name__ = f"rename_to_{new}"
+    return convert
+
+
+def keep_first_output(ctx, d: NodeDraft) -> None:
+    """Old BatchNormalization listed running statistics as outputs; inference uses only Y."""
+    d.outputs = d.outputs[:1]
+
+
+def concat_default_axis(ctx, d: NodeDraft) -> None:
+    d.attrs.setdefault("axis", 1)
+
+
+def cast_to_from_string(ctx, d: NodeDraft) -> None:
+    to = d.attrs.get("to")
+    if isinstance(to, str):
+        d.attrs["to"] = int(onnx.TensorProto.DataType.Value(to.upper()))
+
+
+def dft_axis_to_input(ctx, d: NodeDraft) -> None:
+    """DFT-17's axis attribute (default 1) became input 2 (whose default is -2)."""
+    axis = d.attrs.pop("axis", 1)
+    _set_input(d, 2, ctx.const(np.asarray(axis, np.int64), f"{d.name or 'dft'}_axis"))
+
+
+def dropout_ratio_to_input(ctx, d: NodeDraft) -> None:
+    if "ratio" not in d.attrs:
+        return
+    ratio = d.attrs.pop("ratio")
+    dt = ctx.dtype(d.inputs[0])
+    _set_input(d, 1, ctx.const(np.asarray(ratio, dt.np if dt.is_float else np.float32),
+                               f"{d.name or 'dropout'}_ratio"))
+
+
+BINARY_LEGACY = ("Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less")
+REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+          "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare")
+
+ADAPTERS: list[Adapter] = [
+    Adapter(("*",), 6, drop_attrs("consumed_inputs"), "consumed_inputs was dropped in opset 6"),
+    Adapter(("Cast",), 6, cast_to_from_string, "Cast-1 named the target type as a string"),
+    Adapter(("Concat",), 4, concat_default_axis, "Concat-1 defaulted axis to 1"),
+    Adapter(("Pad",), 2, rename_attr("paddings", "pads"), "Pad-1 called pads 'paddings'"),
+    Adapter(("Reshape",), 5, attr_to_input("shape", 1), "Reshape-5 takes the shape as an input"),
+    Adapter(BINARY_LEGACY, 7, legacy_broadcast, "opset 7 switched to NumPy broadcasting"),
+    Adapter(("Gemm",), 7, drop_attrs("broadcast"), "Gemm-7 always broadcasts C"),
+    Adapter(("BatchNormalization",), 7, drop_attrs("is_test"), "is_test was dropped in opset 7"),
+    Adapter(("Dropout",), 7, drop_attrs("is_test"), "is_test was dropped in opset 7"),
+    Adapter(("RNN", "GRU", "LSTM"), 7, drop_attrs("output_sequence"), "dropped in opset 7"),
+    Adapter(("BatchNormalization",), 9, drop_attrs("spatial"), "spatial was dropped in opset 9"),
+    Adapter(("Scan",), 9, None, "Scan-8 (batched form with sequence_lens)"),
+    Adapter(("Tile",), 6, None, "Tile-1 (tiles and axis inputs)"),
+    Adapter(("Slice",), 10, chain(attr_to_input("starts", 1), attr_to_input("ends", 2),
+                                  attr_to_input("axes", 3)), "Slice-10 takes starts/ends/axes as inputs"),
+    Adapter(("TopK",), 10, attr_to_input("k", 1), "TopK-10 takes k as an input"),
+    Adapter(("Pad",), 11, chain(attr_to_input("pads", 1),
+                                attr_to_input("value", 2, like_input=0, shape="scalar")),
+            "Pad-11 takes pads and the constant value as inputs"),
+    Adapter(("Clip",), 11, chain(attr_to_input("min", 1, like_input=0, shape="scalar"),
+                                 attr_to_input("max", 2, like_input=0, shape="scalar")),
+            "Clip-11 takes min and max as inputs"),
+    Adapter(("Resize",), 11, resize10_to_resize, "Resize-11 added roi and coordinate modes"),
+    Adapter(("Upsample",), 99, upsample_to_resize, "Upsample was replaced by Resize"),
+    Adapter(("Scatter",), 99, rename("ScatterElements"), "Scatter was renamed ScatterElements"),
+    Adapter(("Dropout",), 12, dropout_ratio_to_input, "Dropout-12 takes ratio as an input"),
+    Adapter(("Softmax", "LogSoftmax", "Hardmax"), 13, softmax_coerced_2d,
+            "before opset 13 these ops flattened the input to 2-D"),
+    Adapter(("Split",), 13, attr_to_input("split", 1), "Split-13 takes split as an input"),
+    Adapter(("Squeeze", "Unsqueeze"), 13, attr_to_input("axes", 1), "axes became an input in 13"),
+    Adapter(("BatchNormalization",), 14, keep_first_output,
+            "BatchNormalization-14 returns running statistics only in training mode"),
+    Adapter(REDUCE, 18, attr_to_input("axes", 1), "axes became an input (ReduceSum: 13, others: 18)"),
+    Adapter(("Split",), 18, split_equal_parts, "Split-18 needs num_outputs for even splits"),
+    Adapter(("DFT",), 20, dft_axis_to_input, "DFT-20 takes axis as an input"),
+]
+
+# Renamed ops, so the importer can tell which kiln op a node will become before converting it.
+RENAMES = {"Upsample": "Resize", "Scatter": "ScatterElements"}
+
+
+def adapters_for(op_type: str, since_version: int) -> list[Adapter]:
+    """The table entries that apply to a default-domain node whose schema is `since_version`."""
+    out = [a for a in ADAPTERS if since_version < a.below and (op_type in a.ops or "*" in a.ops)]
+    return sorted(out, key=lambda a: a.below)
+
+
+def unsupported_form(op_type: str, since_version: int) -> str | None:
+    """Why this old form cannot be upgraded, or None when it can."""
+    for a in adapters_for(op_type, since_version):
+        if a.convert is None:
+            return a.doc
+    return None
+
+
+def adapt(ctx, draft: NodeDraft, since_version: int) -> NodeDraft:
+    """Apply every conversion that the node's schema version calls for, oldest first."""
+    for a in adapters_for(draft.op_type, since_version):
+        if a.convert is None:
+            ctx.fail(f"{draft.op_type} in its opset-{since_version} form is not supported: {a.doc}")
+        a.convert(ctx, draft)
+    return draft
+
+
+def target_name(op_type: str) -> str:
+    return RENAMES.get(op_type, op_type)
+
+

@@ -1,0 +1,437 @@
+"""The ONNX backend conformance suite, run against kiln.
+
+    python -m kiln.frontends.onnx.conformance [--backend interpreter|native] [--filter SUBSTR]...
+        [--category node] [-v] [--jobs N] [--timeout SEC] [--strict] [--write-docs]
+
+Cases come from onnx's own backend test data: 'node' cases carry their model and data in memory;
+'simple', 'pytorch-converted' and 'pytorch-operator' cases are folders with model.onnx and
+test_data_set_*/{input,output}_*.pb; 'real' cases need a download and are skipped offline.
+Outputs are compared the way onnx's runner compares them (shape, dtype, then values with the
+case's rtol/atol; sequences and optionals element by element).
+
+A full run writes build/conformance-<backend>.json; a filtered run writes
+build/conformance-<backend>-filtered.json. Expected failures (expected_failures.py) are reported
+apart from unexpected failures and unexpected passes. The exit status is non-zero when a full
+run collects fewer than MIN_CASES cases (an empty suite must not look green), when a filter
+matches nothing, or, with --strict, when a case fails unexpectedly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CATEGORIES = ("node", "simple", "pytorch-converted", "pytorch-operator", "real")
+MIN_CASES = 2000
+DEFAULT_TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Case:
+    name: str
+    category: str
+    rtol: float
+    atol: float
+    model_dir: str | None = None       # folder cases
+    url: str | None = None             # 'real' cases
+    model_bytes: bytes | None = None   # node cases
+    data_sets: list | None = None      # node cases: [(inputs, outputs), ...]
+
+
+@dataclass
+class Result:
+    name: str
+    category: str
+    status: str                        # "pass" | "fail" | "skip"
+    message: str = ""
+    seconds: float = 0.0
+
+
+# --- collecting cases ---------------------------------------------------------------------------
+
+def collect(categories=CATEGORIES) -> list[Case]:
+    from onnx.backend.test.loader import load_model_tests
+    cases = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for cat in categories:
+            for t in load_model_tests(kind=cat):
+                case = Case(t.name, cat, float(t.rtol), float(t.atol), t.model_dir, t.url)
+                if t.model is not None:
+                    case.model_bytes = t.model.SerializeToString()
+                    case.data_sets = [([_normalize(x) for x in ins], [_normalize(x) for x in outs])
+                                      for ins, outs in t.data_sets]
+                cases.append(case)
+    return cases
+
+
+def _normalize(x):
+    import onnx
+    from onnx import numpy_helper
+    if isinstance(x, onnx.TensorProto):
+        return numpy_helper.to_array(x)
+    if isinstance(x, onnx.SequenceProto):
+        return numpy_helper.to_list(x)
+    if isinstance(x, onnx.OptionalProto):
+        return numpy_helper.to_optional(x)
+    return x
+
+
+def select(cases: list[Case], filters=(), categories=None) -> list[Case]:
+    out = []
+    for c in cases:
+        if categories and c.category not in categories:
+            continue
+        if filters and not any(f in c.name for f in filters):
+            continue
+        out.append(c)
+    return out
+
+
+# --- running one case ---------------------------------------------------------------------------
+
+class CaseTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise CaseTimeout()
+
+
+def run_case(case: Case, backend: str = "interpreter", timeout: float = DEFAULT_TIMEOUT) -> Result:
+    """Run one case; never raises (errors become a failed Result)."""
+    start = time.perf_counter()
+    use_alarm = timeout and timeout > 0 and hasattr(signal, "setitimer")
+    if use_alarm:
+        old = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            status, message = _run(case, backend)
+    except CaseTimeout:
+        status, message = "fail", f"timed out after {timeout:g} s"
+    except Exception as e:  # the case failed: keep the error's first line
+        status, message = "fail", first_line(e)
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return Result(case.name, case.category, status, message, time.perf_counter() - start)
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _run(case: Case, backend: str) -> tuple[str, str]:
+    import onnx
+    from .backend import KilnBackend
+    if case.model_bytes is not None:
+        model = onnx.ModelProto.FromString(case.model_bytes)
+        rep = KilnBackend.prepare(model, backend=backend)
+        for inputs, expected in case.data_sets:
+            got = rep.run(list(inputs))
+            compare_outputs(expected, got, case.rtol, case.atol)
+        return "pass", ""
+    model_dir = case.model_dir
+    if model_dir is None:
+        model_dir = _downloaded_model_dir(case)
+        if model_dir is None:
+            return "skip", "needs a download (offline)"
+    from .load import load_model
+    model_path = os.path.join(model_dir, "model.onnx")
+    model = load_model(model_path)
+    rep = KilnBackend.prepare(model, backend=backend)
+    sets = sorted(glob.glob(os.path.join(model_dir, "test_data_set*")))
+    if not sets:
+        return "skip", "no test data"
+    for d in sets:
+        n_in = len(glob.glob(os.path.join(d, "input_*.pb")))
+        n_out = len(glob.glob(os.path.join(d, "output_*.pb")))
+        inputs = [read_pb(os.path.join(d, f"input_{i}.pb"), model.graph.input[i].type)
+                  for i in range(n_in)]
+        expected = [read_pb(os.path.join(d, f"output_{i}.pb"), model.graph.output[i].type)
+                    for i in range(n_out)]
+        got = rep.run(inputs)
+        compare_outputs(expected, got, case.rtol, case.atol)
+    return "pass", ""
+
+
+def _downloaded_model_dir(case: Case) -> str | None:
+    home = os.path.expanduser(os.getenv("ONNX_HOME", os.path.join("~", ".onnx")))
+    models = os.getenv("ONNX_MODELS", os.path.join(home, "models"))
+    d = os.path.join(models, case.name[len("test_"):] if case.name.startswith("test_") else case.name)
+    return d if os.path.exists(os.path.join(d, "model.onnx")) else None
+
+
+def read_pb(path: str, type_proto) -> Any:
+    """A test data file as an array, list (sequence) or None/array (optional)."""
+    import onnx
+    from onnx import numpy_helper
+    data = Path(path).read_bytes()
+    if type_proto.HasField("sequence_type"):
+        return numpy_helper.to_list(onnx.SequenceProto.FromString(data))
+    if type_proto.HasField("optional_type"):
+        return numpy_helper.to_optional(onnx.OptionalProto.FromString(data))
+    return numpy_helper.to_array(onnx.TensorProto.FromString(data))
+
+
+# --- comparing outputs --------------------------------------------------------------------------
+
+def compare_outputs(expected, got, rtol: float, atol: float) -> None:
+    """Raise AssertionError when `got` differs from `expected` as onnx's runner judges it."""
+    got = list(got)
+    if len(got) != len(expected):
+        raise AssertionError(f"{len(got)} outputs, expected {len(expected)}")
+    for i, (e, g) in enumerate(zip(expected, got)):
+        _compare(e, g, rtol, atol, f"output {i}")
+
+
+def _compare(e, g, rtol, atol, what: str) -> None:
+    if e is None:
+        if g is not None:
+            raise AssertionError(f"{what}: expected an empty optional, got {type(g).__name__}")
+        return
+    if isinstance(e, (list, tuple)):
+        if not isinstance(g, (list, tuple)):
+            raise AssertionError(f"{what}: expected a sequence, got {type(g).__name__}")
+        if len(g) != len(e):
+            raise AssertionError(f"{what}: sequence of {len(g)} elements, expected {len(e)}")
+        for j, (ee, gg) in enumerate(zip(e, g)):
+            _compare(ee, gg, rtol, atol, f"{what}[{j}]")
+        return
+    if g is None or isinstance(g, (list, tuple)):
+        raise AssertionError(f"{what}: expected a tensor, got {type(g).__name__}")
+    e, g = np.asarray(e), np.asarray(g)
+    if g.shape != e.shape:
+        raise AssertionError(f"{what}: shape {g.shape}, expected {e.shape}")
+    if e.dtype == object or e.dtype.kind in "US":
+        if g.dtype != object and g.dtype.kind not in "US":
+            raise AssertionError(f"{what}: dtype {g.dtype}, expected strings")
+        if g.tolist() != e.tolist():
+            raise AssertionError(f"{what}: strings differ: {g.tolist()[:5]} vs {e.tolist()[:5]}")
+        return
+    if g.dtype != e.dtype:
+        raise AssertionError(f"{what}: dtype {g.dtype}, expected {e.dtype}")
+    rt = rtol
+    if e.dtype.name == "bfloat16":
+        rt = max(rtol, 2**-6)
+    if e.dtype.kind == "V" or e.dtype.name in _ML_DTYPES:
+        wide = np.float32 if "float" in e.dtype.name else np.int64
+        e, g = e.astype(wide), g.astype(wide)
+    try:
+        np.testing.assert_allclose(g, e, rtol=rt, atol=atol)
+    except AssertionError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = "; ".join(ln for ln in lines if ln.startswith(("Mismatched", "Max abs")))
+        raise AssertionError(f"{what}: values differ ({detail or 'mismatch'})") from None
+
+
+_ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+              "float4_e2m1fn", "float8_e8m0fnu", "int4", "uint4", "int2", "uint2"}
+
+
+# --- running many cases -------------------------------------------------------------------------
+
+def _worker_init():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore")
+    import kiln.ir.ops  # noqa: F401  (build the op table once per worker)
+
+
+def _worker_run(args) -> Result:
+    case, backend, timeout = args
+    return run_case(case, backend, timeout)
+
+
+def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float, on_result=None) -> list[Result]:
+    results = []
+    work = [(c, backend, timeout) for c in cases]
+    if jobs <= 1:
+        _worker_init_inline()
+        for w in work:
+            r = _worker_run(w)
+            results.append(r)
+            if on_result:
+                on_result(r)
+        return results
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(jobs, initializer=_worker_init, maxtasksperchild=200) as pool:
+        for r in pool.imap_unordered(_worker_run, work, chunksize=1):
+            results.append(r)
+            if on_result:
+                on_result(r)
+    return results
+
+
+def _worker_init_inline():
+    import kiln.ir.ops  # noqa: F401
+
+
+@dataclass
+class Report:
+    backend: str
+    results: list[Result]
+    filters: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self, category: str | None = None) -> dict[str, int]:
+        rs = [r for r in self.results if category is None or r.category == category]
+        c = Counter(r.status for r in rs)
+        return {"total": len(rs), "passed": c["pass"], "failed": c["fail"], "skipped": c["skip"]}
+
+    def unexpected(self) -> tuple[list[str], list[str]]:
+        from .expected_failures import EXPECTED_FAILURES
+        fails = sorted(r.name for r in self.results if r.status == "fail" and r.name not in EXPECTED_FAILURES)
+        passes = sorted(r.name for r in self.results if r.status == "pass" and r.name in EXPECTED_FAILURES)
+        return fails, passes
+
+    def to_json(self) -> dict:
+        fails, passes = self.unexpected()
+        out = {"backend": self.backend, **self.counts()}
+        ran = out["passed"] + out["failed"]
+        out["pass_rate"] = round(out["passed"] / ran, 4) if ran else 0.0
+        out["filters"] = self.filters
+        out["seconds"] = round(self.seconds, 1)
+        out["categories"] = {c: self.counts(c) for c in CATEGORIES if self.counts(c)["total"]}
+        out["failures"] = {r.name: r.message for r in sorted(self.results, key=lambda r: r.name)
+                           if r.status == "fail"}
+        out["skips"] = {r.name: r.message for r in sorted(self.results, key=lambda r: r.name)
+                        if r.status == "skip"}
+        out["unexpected_failures"] = fails
+        out["unexpected_passes"] = passes
+        return out
+
+
+def write_docs(report: Report, path: Path) -> None:
+    from .expected_failures import EXPECTED_FAILURES
+    lines = ["# ONNX conformance", "",
+             f"Generated by `python -m kiln.frontends.onnx.conformance --backend {report.backend} "
+             "--write-docs` from onnx's backend test suite (CPU cases). Do not edit by hand.", "",
+             "| category | cases | passed | failed | skipped | pass rate |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for cat in [*CATEGORIES, None]:
+        c = report.counts(cat)
+        if not c["total"]:
+            continue
+        ran = c["passed"] + c["failed"]
+        rate = f"{100 * c['passed'] / ran:.1f}%" if ran else "-"
+        label = cat or "**total**"
+        lines.append(f"| {label} | {c['total']} | {c['passed']} | {c['failed']} | {c['skipped']} | {rate} |")
+    lines += ["", "A case passes when every output matches the expected data with the case's "
+              "tolerances; 'real' cases need a download and are skipped offline. Failures listed in "
+              "`kiln/frontends/onnx/expected_failures.py` are marked *expected*.", ""]
+    for cat in CATEGORIES:
+        rs = sorted((r for r in report.results if r.category == cat), key=lambda r: r.name)
+        if not rs:
+            continue
+        c = report.counts(cat)
+        lines += [f"## {cat}", "", f"{c['passed']} of {c['total']} pass.", "",
+                  "| case | result | note |", "|---|---|---|"]
+        for r in rs:
+            status = {"pass": "pass", "fail": "FAIL", "skip": "skip"}[r.status]
+            note = r.message
+            if r.status == "fail" and r.name in EXPECTED_FAILURES:
+                status = "fail (expected)"
+                note = EXPECTED_FAILURES[r.name]
+            lines.append(f"| {r.name} | {status} | {_md(note)} |")
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kiln.frontends.onnx.conformance",
+                                description="Run onnx's backend conformance cases against kiln.")
+    p.add_argument("--backend", default="interpreter", choices=["interpreter", "native"])
+    p.add_argument("--filter", action="append", default=[], metavar="SUBSTR",
+                   help="run only cases whose name contains SUBSTR (repeatable)")
+    p.add_argument("--category", action="append", choices=CATEGORIES,
+                   help="run only this category (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every case and its error")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per case")
+    p.add_argument("--strict", action="store_true", help="exit non-zero on unexpected failures")
+    p.add_argument("--write-docs", action="store_true", help="regenerate docs/conformance.md")
+    p.add_argument("--json", type=Path, help="where to write the results (default build/...)")
+    args = p.parse_args(argv)
+
+    start = time.perf_counter()
+    all_cases = collect()
+    cases = select(all_cases, args.filter, args.category)
+    filtered = bool(args.filter or args.category)
+    if not cases:
+        print(f"no conformance case matches {args.filter or args.category}", file=sys.stderr)
+        return 2
+
+    def show(r: Result):
+        if args.verbose:
+            tag = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}[r.status]
+            msg = f": {r.message}" if r.message else ""
+            print(f"{tag} {r.category}/{r.name} ({r.seconds:.2f}s){msg}", flush=True)
+
+    results = run_cases(cases, args.backend, max(1, args.jobs), args.timeout, show)
+    report = Report(args.backend, sorted(results, key=lambda r: (r.category, r.name)),
+                    args.filter, time.perf_counter() - start)
+    data = report.to_json()
+
+    for cat in CATEGORIES:
+        c = report.counts(cat)
+        if c["total"]:
+            print(f"{cat:>18}: {c['passed']:5d} passed {c['failed']:5d} failed "
+                  f"{c['skipped']:4d} skipped  (of {c['total']})")
+    fails, passes = data["unexpected_failures"], data["unexpected_passes"]
+    if passes:
+        print(f"unexpected passes ({len(passes)}): {' '.join(passes[:50])}"
+              + (" ..." if len(passes) > 50 else ""))
+    print(f"unexpected failures: {len(fails)}; expected failures that failed: "
+          f"{data['failed'] - len(fails)}")
+    json_path = args.json or ROOT / "build" / (
+        f"conformance-{args.backend}-filtered.json" if filtered else f"conformance-{args.backend}.json")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(data, indent=1))
+    if args.write_docs:
+        if filtered:
+            print("--write-docs needs a full run (no --filter/--category); docs not written",
+                  file=sys.stderr)
+        else:
+            write_docs(report, ROOT / "docs" / "conformance.md")
+    rate = 100 * data["pass_rate"]
+    print(f"conformance ({args.backend}): {data['passed']}/{data['total']} cases pass "
+          f"({rate:.1f}% of those run), {data['failed']} fail, {data['skipped']} skipped, "
+          f"{data['seconds']:.0f} s; results in {json_path}")
+    if not filtered and len(all_cases) < MIN_CASES:
+        print(f"error: collected only {len(all_cases)} cases (expected at least {MIN_CASES}); "
+              "is the onnx package's test data installed?", file=sys.stderr)
+        return 3
+    if args.strict and fails:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Case", "Result", "Report", "collect", "select", "run_case", "run_cases",
+           "compare_outputs", "main", "asdict"]
