@@ -30,7 +30,9 @@ class Rule:
     name: str
     pattern: OpPattern
     replace: Callable[[Match, "Rewriter"], Value | None]
-    fast_math: bool = False          # changes results for NaN/Inf/-0: only under fast-math
+    # True: changes results for NaN/Inf/-0 or rounding, so runs only under fast-math. A callable
+    # decides per match (e.g. reassociation is exact for integers, not for floats).
+    fast_math: bool | Callable[[Match], bool] = False
     doc: str = ""
 
 
@@ -70,7 +72,7 @@ class Rewriter:
 def apply_rules(graph: Graph, rules: Sequence[Rule], ctx, fast_math: bool = False,
                 max_steps: int = 100_000) -> int:
     """Apply `rules` to `graph` (and its subgraphs) until none fires; returns how many fired."""
-    rules = [r for r in rules if fast_math or not r.fast_math]
+    rules = [r for r in rules if fast_math or r.fast_math is not True]
     by_op: dict = {}
     for r in rules:
         for op in r.pattern.ops:
@@ -90,6 +92,8 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], ctx, fast_math: bool = Fals
         for rule in by_op.get(node.op, ()):
             m = Match()
             if not rule.pattern.match_node(node, m, lambda v: readers.get(id(v), 0)):
+                continue
+            if not fast_math and callable(rule.fast_math) and rule.fast_math(m):
                 continue
             r = Rewriter(graph, node)
             try:

@@ -1,0 +1,1 @@
+"""Rule tables for the simplify pass. Each table is a list of Rules; tables compose with +."""
