@@ -217,9 +217,8 @@ for _name, _since, _allowed, _out, _traits, _fn, _doc in _BINARY:
 
 
 def _mod(ctx, a, b):
-    if ctx.attrs.fmod:
-        return as_dtype(np.fmod(widen(a), widen(b)), a.dtype)
-    return as_dtype(np.mod(widen(a), widen(b)), a.dtype)
+    rem = np.fmod if ctx.attrs.fmod else np.mod   # C's % (sign of A) or Python's % (sign of B)
+    return as_dtype(rem(widen(a), widen(b)), a.dtype)
 
 
 Mod = define(
