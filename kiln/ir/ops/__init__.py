@@ -6,7 +6,7 @@
 from .registry import OP_TABLE, define, get_op
 
 from . import (  # noqa: F401  (each module registers its ops)
-    elementwise, activations, cast, reduce, normalization, loss, linalg, attention, recurrent, shape, movement, indexing,
+    elementwise, activations, cast, reduce, normalization, loss, linalg, attention, recurrent, shape, movement, layout, indexing,
     conv, pool, rnn, quantize, signal, image, resize, control, sequence, strings, ml, random, training,
 )
 
