@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ...errors import ExecutionError
 from ..dtypes import DType
 from ..opdef import FusionKind, InferContext
 from ..types import Dim, TensorType
@@ -225,22 +226,23 @@ def _infer_max_unpool(ctx: InferContext):
 
 
 def _max_unpool(ctx, x, indices, output_shape=None):
+    # Indices address the flattened MaxPool input, which output_shape (when given) describes, as
+    # the ONNX spec and onnxruntime have it; onnx.reference instead scatters into the inferred
+    # shape and pads that up to output_shape.
     win = make_window(ctx.attrs, x.ndim - 2, ctx.attrs.kernel_shape, ctx.node)
-    inferred = x.shape[:2] + tuple(_unpool_dim(win, i, n) for i, n in enumerate(x.shape[2:]))
-    shape = inferred if output_shape is None else tuple(int(d) for d in output_shape)
+    if output_shape is None:
+        shape = x.shape[:2] + tuple(_unpool_dim(win, i, n) for i, n in enumerate(x.shape[2:]))
+    else:
+        shape = tuple(int(d) for d in output_shape)
+    size = math.prod(shape)
     idx = indices.reshape(-1)
-    if idx.size and idx.max() >= math.prod(inferred):
-        # indices that only fit the requested shape are positions in that shape
-        y = np.zeros(math.prod(shape), dtype=x.dtype)
-        y[idx] = x.reshape(-1)
-        return y.reshape(shape)
-    # as ONNX defines it: scatter into the unpooled shape, then place that in output_shape
-    flat = np.zeros(math.prod(inferred), dtype=x.dtype)
-    flat[idx] = x.reshape(-1)
-    y = np.zeros(shape, dtype=x.dtype)
-    common = tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))
-    y[common] = flat.reshape(inferred)[common]
-    return y
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise ExecutionError(f"MaxUnpool index {int(idx.max())} is outside the output of shape "
+                             f"{list(shape)}", hint="pass MaxPool's Indices and the shape of "
+                                                   "MaxPool's input as output_shape")
+    y = np.zeros(size, dtype=x.dtype)
+    y[idx] = x.reshape(-1)
+    return y.reshape(shape)
 
 
 MaxUnpool = define(
