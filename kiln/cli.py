@@ -2,6 +2,7 @@
 
     kiln show model.onnx                      print the Graph IR
     kiln run model.onnx [--input x=x.npy]     run it (random inputs when none are given)
+    kiln opt model.onnx -O2 --stats           optimize: print the IR and what each pass did
 
 Errors a user can cause (a bad file, an unsupported op, a wrong input) print one clear message
 and exit with status 1, never a traceback.
@@ -50,6 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                      help="size of a symbolic dimension for random inputs (default 1)")
     run.set_defaults(func=cmd_run)
+
+    opt = sub.add_parser("opt", help="optimize a model's graph and print it")
+    opt.add_argument("model", help="an ONNX model file")
+    opt.add_argument("-O", dest="level", type=int, choices=[0, 1, 2, 3], default=2,
+                     help="optimization level (default 2)")
+    opt.add_argument("--passes", help="run these passes instead of a level, comma-separated")
+    opt.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
+    opt.add_argument("--print-after", action="append", default=[], metavar="PASS",
+                     help="print the IR after the named pass (repeatable)")
+    opt.add_argument("--print-before", action="append", default=[], metavar="PASS")
+    opt.add_argument("--stats", action="store_true", help="per pass: time, nodes, rules fired")
+    opt.add_argument("--verify-each", action="store_true", help="run the verifier after every pass")
+    opt.add_argument("--fast-math", action="store_true",
+                     help="allow rewrites that change results for NaN/Inf/-0 or rounding")
+    opt.add_argument("-o", "--output", help="write the optimized model as ONNX")
+    opt.add_argument("-q", "--quiet", action="store_true", help="do not print the final IR")
+    opt.set_defaults(func=cmd_opt)
     return p
 
 
@@ -84,6 +102,40 @@ def cmd_run(args) -> int:
     outputs = interpret(graph, feeds)
     for v, x in zip(graph.outputs, outputs):
         print(f"{v.name}: {summarize(x)}")
+    return 0
+
+
+def cmd_opt(args) -> int:
+    from .ir.printer import print_graph
+    from .options import CompileOptions
+    from .pipeline import ALL_PASSES, pipeline
+    from .rewrite.instruments import PrintIR, VerifyEach, format_statistics
+    from .rewrite.pass_manager import PassContext, PassManager
+    graph = _load(args.model)
+    if args.passes:
+        names = [n.strip() for n in args.passes.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ALL_PASSES]
+        if unknown:
+            raise KilnError(f"unknown pass(es) {unknown}", hint=f"passes: {', '.join(ALL_PASSES)}")
+        passes = [ALL_PASSES[n]() for n in names]
+    else:
+        passes = pipeline(args.level)
+    instruments = []
+    if args.print_after_all or args.print_after or args.print_before:
+        instruments.append(PrintIR(before=set(args.print_before),
+                                   after=True if args.print_after_all else set(args.print_after)))
+    if args.verify_each:
+        instruments.append(VerifyEach())
+    ctx = PassContext(CompileOptions(opt_level=args.level, fast_math=args.fast_math), instruments)
+    graph = PassManager(passes).run(graph, ctx)
+    if not args.quiet:
+        sys.stdout.write(print_graph(graph))
+    if args.stats:
+        print(format_statistics(ctx.records))
+    if args.output:
+        from .frontends.onnx import save_model
+        save_model(graph, args.output)
+        print(f"wrote {args.output}")
     return 0
 
 
