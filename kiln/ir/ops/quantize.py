@@ -139,7 +139,7 @@ def _quantize(ctx, x, scale, zp=None):
 
 
 QuantizeLinear = define(
-    "QuantizeLinear", ["x", "y_scale", "y_zero_point?"], ["y"], kind=K.ELEMENTWISE,
+    "QuantizeLinear", ["x", "y_scale", "y_zero_point?"], ["y"], kind=K.BROADCAST,
     since_version=28,
     attrs=[INT("axis", 1), INT("block_size", 0), DTYPE("output_dtype", None),
            INT("saturate", 1, choices=(0, 1)), DTYPE("precision", None)],
@@ -174,7 +174,7 @@ def _dequantize(ctx, x, scale, zp=None):
 
 
 DequantizeLinear = define(
-    "DequantizeLinear", ["x", "x_scale", "x_zero_point?"], ["y"], kind=K.ELEMENTWISE,
+    "DequantizeLinear", ["x", "x_scale", "x_zero_point?"], ["y"], kind=K.BROADCAST,
     since_version=28, attrs=[INT("axis", 1), INT("block_size", 0), DTYPE("output_dtype", None)],
     infer=_infer_dequantize, reference=_dequantize,
     doc="y = (x - x_zero_point) * x_scale, per tensor, per axis or blocked.")
