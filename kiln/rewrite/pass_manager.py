@@ -108,7 +108,17 @@ class FixedPoint(Pass):
 
 
 def count_nodes(graph: Graph) -> int:
-    return len(graph.nodes)
+    """Live nodes: those with a path to a graph output (dead ones wait for DCE to collect them)."""
+    from ..ir.graph import subgraphs
+    live = {id(v) for v in graph.outputs}
+    count = 0
+    for node in reversed(graph.nodes):
+        if any(v is not None and id(v) in live for v in node.outputs):
+            count += 1
+            live.update(id(v) for v in node.inputs if v is not None)
+            for g in subgraphs(node):
+                live.update(id(v) for v in g.captured_values())
+    return count
 
 
 def fingerprint(graph: Graph) -> str:
