@@ -103,10 +103,12 @@ def _grid_taps(attrs, pos: np.ndarray, size: int):
     lo, hi = (0.0, size - 1.0) if attrs.align_corners else (-0.5, size - 0.5)
     if attrs.mode == "nearest":
         pos = np.rint(pos)
+    # nearest and linear pad the coordinate itself; cubic pads each of its four taps only
+    # (as PyTorch and ONNX Runtime do: clamping the coordinate would flatten the kernel)
     out = (pos < lo) | (pos > hi)
-    if attrs.padding_mode == "border":
+    if attrs.padding_mode == "border" and attrs.mode != "cubic":
         pos = np.where(out, np.clip(pos, 0, size - 1), pos)
-    elif attrs.padding_mode == "reflection":
+    elif attrs.padding_mode == "reflection" and attrs.mode != "cubic":
         pos = np.where(out, _reflect(pos, lo, hi), pos)
     if attrs.mode == "nearest":
         taps = [(np.trunc(pos), np.ones_like(pos))]
@@ -304,7 +306,8 @@ def _roi_align(ctx, x, rois, batch_indices):
             np.add.at(wx, (cols, xl), wxl * vx)
             np.add.at(wx, (cols, xh), wxh * vx)
             out[r] = np.einsum("ph,chw,qw->cpq", wy, img, wx) / max(gh * gw, 1)
-        else:                      # max over samples of the largest weighted corner
+        else:                      # max over samples of the largest weighted corner (as ONNX's
+                                   # reference and ONNX Runtime define max mode)
             valid = vy[:, :, None, None] & vx[None, None]
             corners = [img[:, ya[:, :, None, None], xa[None, None]] * (wa[:, :, None, None] * wb[None, None])
                        for ya, wa in ((yl, wyl), (yh, wyh)) for xa, wb in ((xl, wxl), (xh, wxh))]

@@ -6,6 +6,10 @@ coordinate_transformation_mode), turns that into a few taps -- source indices an
 (`_taps`) -- and applies them to the whole tensor with one `np.take` per tap. Nothing loops over
 output pixels.
 
+Where scale * input size is fractional, align_corners, tf_crop_and_resize and half_pixel_symmetric
+use that fractional output width, as ONNX's reference does and its conformance data expect; ONNX
+Runtime uses the integer output length there, so the two differ on such cases.
+
 Kind: OPAQUE. An output element reads a stencil of 1 to 4 (more with antialias) input elements
 per resized axis, with weights computed from its coordinate: not an injective index map, not a
 reduction the fuser understands, so Resize gets a kernel of its own.

@@ -56,12 +56,16 @@ def _value(a) -> int | float:
 
 
 def _to_complex(x: np.ndarray) -> np.ndarray:
-    """[..., 1] (real) or [..., 2] (real, imag) -> complex128 [...]."""
-    x = x.astype(np.float64)
+    """[..., 1] (real) or [..., 2] (real, imag) -> complex [...], in the input's precision
+    (complex128 for float64, else complex64: numpy's FFT then works in single precision, as
+    ONNX's expected outputs were computed)."""
+    ctype = np.complex128 if x.dtype == np.float64 else np.complex64
     if x.shape[-1] == 1:
-        return x[..., 0].astype(np.complex128)
+        return x[..., 0].astype(ctype)
     if x.shape[-1] == 2:
-        return x[..., 0] + 1j * x[..., 1]
+        z = np.empty(x.shape[:-1], ctype)
+        z.real, z.imag = x[..., 0], x[..., 1]
+        return z
     raise ExecutionError(f"the last axis holds (real, imag) and must be 1 or 2, got {x.shape[-1]}")
 
 
@@ -194,7 +198,7 @@ def _stft(ctx, signal, frame_step, window=None, frame_length=None):
     starts = np.arange(frames) * step
     z = _to_complex(signal)[:, starts[:, None] + np.arange(frame)[None, :]]   # [batch, frames, frame]
     if window is not None:
-        z = z * window.astype(np.float64)
+        z = z * window.astype(z.real.dtype)
     y = np.fft.fft(z, axis=-1)
     if ctx.attrs.onesided:
         y = y[..., :frame // 2 + 1]

@@ -9,6 +9,7 @@ from kiln.ir.dtypes import DType
 from kiln.ir.ops import OP_TABLE, get_op
 from kiln.ir.types import TensorType
 from tests.ir.ops.harness import check_op, run_kiln
+from tests.ir.ops.ort_check import check_op_ort
 
 rng = np.random.default_rng(11)
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -38,20 +39,41 @@ def f32t(*shape):
 MODES = list(itertools.product(["nearest", "linear", "cubic"], ["zeros", "border", "reflection"], [0, 1]))
 
 
+def cubic_pads_taps(mode, padding):
+    # cubic with border/reflection pads each tap (PyTorch, ONNX Runtime); onnx.reference clamps
+    # the coordinate first, so those cases are checked against ONNX Runtime instead
+    return mode == "cubic" and padding != "zeros"
+
+
 @pytest.mark.parametrize("mode,padding,align", MODES)
 def test_grid_sample_2d(mode, padding, align):
     x = randn(2, 3, 5, 7)
     grid = uniform(-1.6, 1.6, 2, 4, 3, 2)         # some points outside [-1, 1]
-    check_op("GridSample", [x, grid], {"mode": mode, "padding_mode": padding, "align_corners": align},
-             **TOL)
+    check = check_op_ort if cubic_pads_taps(mode, padding) else check_op
+    check("GridSample", [x, grid], {"mode": mode, "padding_mode": padding, "align_corners": align},
+          **TOL)
 
 
 @pytest.mark.parametrize("mode,padding,align", MODES)
 def test_grid_sample_3d(mode, padding, align):
+    if cubic_pads_taps(mode, padding):
+        pytest.skip("no reference: ONNX Runtime has no 3-D cubic (see the slice test below)")
     x = randn(1, 2, 3, 4, 5)
     grid = uniform(-1.4, 1.4, 1, 2, 3, 2, 3)
     check_op("GridSample", [x, grid], {"mode": mode, "padding_mode": padding, "align_corners": align},
              **TOL)
+
+
+@pytest.mark.parametrize("padding", ["border", "reflection"])
+def test_grid_sample_3d_cubic_on_a_depth_slice_is_2d_cubic(padding):
+    # z = -1 with align_corners hits depth 0 exactly: the cubic weights there are (0, 1, 0, 0)
+    x = randn(2, 3, 4, 5, 6)
+    xy = uniform(-1.8, 1.8, 2, 1, 3, 7, 2)
+    grid = np.concatenate([xy, -np.ones((2, 1, 3, 7, 1), np.float32)], axis=-1)
+    attrs = {"mode": "cubic", "padding_mode": padding, "align_corners": 1}
+    got = run_kiln("GridSample", [x, grid], attrs)[0]
+    want = check_op_ort("GridSample", [x[:, :, 0], xy[:, 0]], attrs, **TOL)[0]
+    np.testing.assert_allclose(got[:, :, 0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_grid_sample_defaults_odd_sizes_and_dtypes():
