@@ -49,13 +49,13 @@ def normalize_attr(kind: AttrKind, value):
         value = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
     if kind is AttrKind.INT and isinstance(value, np.integer):
         value = int(value)
-    if kind is AttrKind.FLOAT and isinstance(value, (int, np.floating, np.integer)) and \
+    if kind is AttrKind.FLOAT and isinstance(value, (int, float, np.floating, np.integer)) and \
             not isinstance(value, bool):
-        value = float(value)
+        value = float(np.float32(value))   # ONNX float attributes are 32-bit
     if kind is AttrKind.INTS and isinstance(value, tuple):
         value = tuple(int(x) for x in value)
     if kind is AttrKind.FLOATS and isinstance(value, tuple):
-        value = tuple(float(x) for x in value)
+        value = tuple(float(np.float32(x)) for x in value)
     return value
 
 

@@ -150,8 +150,10 @@ def _scalar(x) -> str:
         return "true" if x else "false"
     if isinstance(x, (int, np.integer)):
         return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return format_float(float(x))
+    if isinstance(x, np.floating):
+        return format_float(x)
+    if isinstance(x, float):
+        return format_float(x)
     if isinstance(x, str):
         return json.dumps(x)
     if isinstance(x, bytes):
@@ -159,20 +161,29 @@ def _scalar(x) -> str:
     raise TypeError(f"cannot print attribute value {x!r}")
 
 
-def format_float(x: float) -> str:
-    if math.isnan(x):
+def format_float(x) -> str:
+    """The shortest text that reads back to the same value: float32-sized values (all ONNX
+    float attributes, float32/float16 tensors) print in float32's shortest form (0.1, not
+    0.10000000149011612)."""
+    v = float(x)
+    if math.isnan(v):
         return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    s = repr(x)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(x, (np.float16, np.float32)) or float(np.float32(v)) == v:
+        s = str(np.float32(v))
+    else:
+        s = repr(v)
     return s if any(c in s for c in ".en") else s + ".0"
 
 
 def format_tensor_body(data: np.ndarray, name: str, limit: int = INLINE_LIMIT) -> str:
     """`[1.0, 2.0]` (flat, row-major) when small and printable, else `#name` (by reference)."""
     if data.size <= limit and data.dtype.kind in "biufO" and data.dtype.kind != "c":
+        flat = data.reshape(-1)
+        items = list(flat) if data.dtype.kind == "f" and data.itemsize <= 4 else flat.tolist()
         try:
-            return "[" + ", ".join(_scalar(x) for x in data.reshape(-1).tolist()) + "]"
+            return "[" + ", ".join(_scalar(x) for x in items) + "]"
         except TypeError:
             pass
     return "#" + quote_name(name)

@@ -49,7 +49,7 @@ class Rewriter:
         node = Node(op, inputs, attrs, [None] * outputs, name=self.anchor.name)
         check_attr_values(op, node.attrs, node)
         types = infer_types(op, inputs, node.attrs, outputs, node)
-        node.outputs = [self.graph.new_value(op.outputs[0].name.lower(), t) for t in types]
+        node.outputs = [self.graph.new_value(op.name.lower(), t) for t in types]
         for v in node.outputs:
             v.producer = node
         self.new_nodes.append(node)
@@ -57,7 +57,7 @@ class Rewriter:
 
     def constant(self, data, like: Value | None = None) -> Value:
         arr = np.asarray(data, dtype=like.type.dtype.np if like is not None else None)
-        return self.graph.add_constant(arr, "c")
+        return self.graph.add_constant(arr, "const")
 
     def __getattr__(self, opname: str):
         if opname.startswith("_"):
