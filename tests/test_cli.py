@@ -72,3 +72,24 @@ def test_demo_runs(tmp_path, monkeypatch, capsys):
     demo.main()
     out = capsys.readouterr().out
     assert "match" in out and "MISMATCH" not in out
+
+
+def test_opt_prints_ir_and_stats_and_writes_onnx(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node("Neg", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["b"]),
+             helper.make_node("Identity", ["b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "m", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 17)]), path)
+    out_path = tmp_path / "opt.onnx"
+    assert main(["opt", str(path), "-O2", "--stats", "--verify-each", "-o", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "%y: f32[2,3] = Relu(%x)" in out
+    assert "rule neg-neg: 1" in out and "eliminate_dead_code" in out
+    assert [n.op_type for n in onnx.load(out_path).graph.node] == ["Relu"]
+    assert main(["opt", str(path), "--passes", "eliminate_dead_code", "--print-after-all", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "IR after eliminate_dead_code" in out and "Neg" in out
+    assert main(["opt", str(path), "--passes", "no_such_pass"]) == 1
+    assert "unknown pass" in capsys.readouterr().err
