@@ -305,7 +305,7 @@ def _roi_align(ctx, x, rois, batch_indices):
             np.add.at(wy, (rows, yh), wyh * vy)
             np.add.at(wx, (cols, xl), wxl * vx)
             np.add.at(wx, (cols, xh), wxh * vx)
-            out[r] = np.einsum("ph,chw,qw->cpq", wy, img, wx) / max(gh * gw, 1)
+            out[r] = (wy @ img @ wx.T) / max(gh * gw, 1)
         else:                      # max over samples of the largest weighted corner (as ONNX's
                                    # reference and ONNX Runtime define max mode)
             valid = vy[:, :, None, None] & vx[None, None]
