@@ -83,16 +83,16 @@ def _check_bias(ctx: InferContext, i: int, m: Dim) -> None:
 
 def _conv_shape(ctx: InferContext) -> tuple | None:
     """Output shape shared by Conv and ConvInteger: (N, M, *spatial)."""
-    nd_rank = image_rank(ctx, 0, 1)
-    if nd_rank is None:
+    rank = image_rank(ctx, 0, 1)
+    if rank is None:
         return None
-    x = ctx.tensor(0).shape or (None,) * nd_rank
+    x = ctx.tensor(0).shape or (None,) * rank
     w = ctx.tensor(1).shape
     group = ctx.attrs.group
     m = w[0] if w is not None else None
     check_channels(ctx, x[1], w[1] if w is not None else None, group)
     _check_out_channels(ctx, m, group)
-    kernel = kernel_of(ctx, w, nd_rank - 2)
+    kernel = kernel_of(ctx, w, rank - 2)
     return (x[0], m, *spatial_out(ctx, x[2:], kernel))
 
 
@@ -207,9 +207,8 @@ def _transpose_geometry(attrs, spatial, kernel, node=None):
     return win, tuple(sizes), tuple(begins)
 
 
-def _transpose_out_dim(ctx: InferContext, i: int, n: Dim, k: int | None) -> Dim:
+def _transpose_out_dim(ctx: InferContext, nd: int, i: int, n: Dim, k: int | None) -> Dim:
     a = ctx.attrs
-    nd = len(ctx.tensor(0).shape) - 2
     if a.output_shape:
         return tuple(a.output_shape)[-nd:][i]
     s = (tuple(a.strides) or (1,) * nd)[i]
@@ -252,7 +251,8 @@ def _infer_conv_transpose(ctx: InferContext):
         if v and len(v) not in ((nd, nd + 2) if name == "output_shape" else (nd,)):
             ctx.fail(f"'{name}' has {len(v)} values, the input has {nd} spatial axes")
     make_window(ctx.attrs, nd, [k or 1 for k in kernel], ctx.node)   # validates the vectors
-    spatial = [_transpose_out_dim(ctx, i, n, k) for i, (n, k) in enumerate(zip(x[2:], kernel))]
+    spatial = [_transpose_out_dim(ctx, nd, i, n, k)
+               for i, (n, k) in enumerate(zip(x[2:], kernel))]
     for i, o in enumerate(spatial):
         if _known(o) and o < 1:
             ctx.fail(f"the output would be empty along spatial axis {i} (size {o})",

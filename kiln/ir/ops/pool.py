@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ...errors import ExecutionError
+from ...errors import AttributeValueError, ExecutionError
 from ..dtypes import DType
 from ..opdef import FusionKind, InferContext
 from ..types import Dim, TensorType
@@ -33,9 +33,15 @@ def _pool_window(attrs, x_rank: int, node=None):
                        ceil_mode=bool(attrs.get("ceil_mode", 0)))
 
 
+def check_p(ctx: InferContext) -> None:
+    if "p" in ctx.attrs and ctx.attrs.p < 1:
+        raise AttributeValueError(f"p must be >= 1, got {ctx.attrs.p}", node=ctx.node)
+
+
 def _pool_infer(allowed, *, indices: bool = False):
     def infer(ctx: InferContext):
         dtype = check_dtype(ctx, 0, allowed, "input X")
+        check_p(ctx)
         rank = image_rank(ctx, 0)
         if rank is None:
             rank = len(ctx.attrs.kernel_shape) + 2
@@ -150,6 +156,7 @@ LpPool = define(
 def _infer_global(ctx: InferContext):
     t = ctx.tensor(0)
     check_dtype(ctx, 0, FLOAT_TYPES, "input X")
+    check_p(ctx)
     if t.shape is None:
         return [t]
     if len(t.shape) < 2:

@@ -188,6 +188,8 @@ def test_conv_transpose_infers_shapes():
     assert t == T("N", 2, None, "W")
     (t,) = infer("ConvTranspose", T("N", 3, "H", "W"), T(3, 2, 3, 3), output_shape=[10, 8])
     assert t == T("N", 2, 10, 8)
+    (t,) = infer("ConvTranspose", TensorType(DType.float32, None), T(3, 2, 3, 3), group=3)
+    assert t == T(None, 6, None, None)
 
 
 @pytest.mark.parametrize("types,attrs", [

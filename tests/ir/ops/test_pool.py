@@ -171,6 +171,13 @@ def test_pool_bad_attributes(attrs):
         infer("MaxPool", T(1, 2, 5, 5), **attrs)
 
 
+def test_lp_pool_needs_positive_p():
+    with pytest.raises(AttributeValueError):
+        infer("LpPool", T(1, 2, 5, 5), kernel_shape=[2, 2], p=0)
+    with pytest.raises(AttributeValueError):
+        infer("GlobalLpPool", T(1, 2, 5, 5), p=-1)
+
+
 # --- global pools ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(2, 3, 7), (1, 2, 5, 3), (2, 1, 3, 2, 5), (1, 1, 1, 1)])
