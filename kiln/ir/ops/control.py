@@ -35,6 +35,11 @@ def join_types(a: Type, b: Type) -> Type | None:
     if isinstance(a, (SequenceType, OptionalType)) and type(a) is type(b):
         elem = join_types(a.elem, b.elem)
         return None if elem is None else type(a)(elem)
+    if isinstance(a, OptionalType) or isinstance(b, OptionalType):
+        # a value where an optional is expected is an optional holding it (ONNX Loop/If allow it)
+        inner = join_types(a.elem if isinstance(a, OptionalType) else a,
+                           b.elem if isinstance(b, OptionalType) else b)
+        return None if inner is None else OptionalType(inner)
     return None
 
 

@@ -50,7 +50,9 @@ def test_join_types_keeps_agreement_only():
     assert join_types(tensor(f32, 3), tensor(i64, 3)) is None
     assert join_types(SequenceType(tensor(f32, 2)), SequenceType(tensor(f32, 3))) == \
         SequenceType(tensor(f32, None))
-    assert join_types(OptionalType(tensor(f32)), tensor(f32)) is None
+    assert join_types(OptionalType(tensor(f32, 2)), tensor(f32, 3)) == OptionalType(tensor(f32, None))
+    assert join_types(tensor(f32), OptionalType(tensor(f32))) == OptionalType(tensor(f32))
+    assert join_types(OptionalType(tensor(f32)), SequenceType(tensor(f32))) is None
 
 
 # --- If --------------------------------------------------------------------------------------
