@@ -279,12 +279,19 @@ def _infer_compress(ctx: InferContext):
     x = ctx.tensor(0)
     check_dtype(ctx, 1, {DType.bool}, "Compress's condition")
     vector_length(ctx, 1, "Compress's condition")
+    cond = ctx.const(1)
+    kept = None if cond is None else int(np.count_nonzero(cond))   # a constant condition: exact
     if ctx.attrs.axis is None:
-        return [x.with_shape((None,))]
+        size = x.numel() if x.shape is not None else None
+        if cond is not None and size is not None and cond.size > size:
+            ctx.fail(f"Compress condition has {cond.size} entries for {size} elements")
+        return [x.with_shape((kept,))]
     if x.shape is None:
         return [x]
     axis = normalize_axis(ctx.attrs.axis, len(x.shape), ctx.node)
-    return [x.with_shape(None if i == axis else d for i, d in enumerate(x.shape))]
+    if cond is not None and isinstance(x.shape[axis], int) and cond.size > x.shape[axis]:
+        ctx.fail(f"Compress condition has {cond.size} entries for axis {axis} of size {x.shape[axis]}")
+    return [x.with_shape(kept if i == axis else d for i, d in enumerate(x.shape))]
 
 
 def _compress(ctx, x, condition):

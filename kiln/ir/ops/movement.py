@@ -270,10 +270,13 @@ def _infer_pad(ctx: InferContext):
     widths = _pad_widths(pads, axes, len(x.shape), ctx.fail)
     out = []
     for d, (b, e) in zip(x.shape, widths):
-        size = dim_add(d, b + e)
-        if isinstance(size, int) and size < 0:
+        kept = d + min(b, 0) + min(e, 0) if isinstance(d, int) else None   # after cropping
+        if kept is not None and kept < 0:
             ctx.fail(f"Pad {pads} removes more than the {d} elements of an axis")
-        out.append(size)
+        if kept == 0 and ctx.attrs.mode != "constant" and (b > 0 or e > 0):
+            ctx.fail(f"Pad mode '{ctx.attrs.mode}' cannot extend an axis that is empty "
+                     f"(after cropping) with pads {pads}")
+        out.append(dim_add(d, b + e))
     return [x.with_shape(out)]
 
 
@@ -287,6 +290,8 @@ def _pad(ctx, x, pads, constant_value=None, axes=None):
     if any(s.start > s.stop for s in crop):
         fail(f"Pad widths {widths} remove more than the input's shape {x.shape}")
     x = x[crop]
+    if x.ndim == 0:
+        return x.copy()
     grow = [(max(b, 0), max(e, 0)) for b, e in widths]
     mode = ctx.attrs.mode
     if mode == "constant":

@@ -142,7 +142,8 @@ def _solve_minus_one(ctx: InferContext, in_dims, known_out) -> Dim:
             return None
         syms.remove(s)
     if d == 0:
-        return None
+        ctx.fail(f"Reshape cannot solve -1 when the other output dims {list(known_out)} include 0",
+                 hint="give the size explicitly")
     if not syms:
         if n % d:
             ctx.fail(f"cannot reshape {list(in_dims)} into a shape whose other dims are "
@@ -193,6 +194,8 @@ def _infer_reshape(ctx: InferContext):
     target = const_ints(ctx, 1)
     if target is not None:
         return [x.with_shape(_reshape_dims(ctx, x.shape, target))]
+    if n == 1:   # any valid one-entry target holds every element
+        return [x.with_shape((x.numel(),))]
     return [x.with_shape(None if n is None else (None,) * n)]
 
 
@@ -359,7 +362,8 @@ Expand = define(
     doc="The input broadcast against `shape` (NumPy rules, so the result may be larger).")
 
 
-def _fill_tensor(ctx: InferContext) -> np.ndarray:
+def _fill_tensor(ctx) -> np.ndarray:
+    """ConstantOfShape's one-element fill value (float32 0 by default)."""
     value = ctx.attrs.value
     if value is None:
         return np.zeros((1,), np.float32)
@@ -387,9 +391,7 @@ def _infer_constant_of_shape(ctx: InferContext):
 
 
 def _constant_of_shape(ctx, shape):
-    value = ctx.attrs.value
-    if value is None:
-        value = np.zeros((1,), np.float32)
+    value = _fill_tensor(ctx)
     dims = tuple(int(s) for s in shape)
     if any(d < 0 for d in dims):
         raise ExecutionError(f"ConstantOfShape got negative dims {list(dims)}")
@@ -409,6 +411,8 @@ _RANGE_DTYPES = frozenset({DType.float32, DType.float64, DType.int16, DType.int3
 def _range_length(start, limit, delta) -> int:
     if delta == 0:
         raise ExecutionError("Range delta must not be 0")
+    if all(isinstance(v, int) for v in (start, limit, delta)):
+        return max(-((start - limit) // delta), 0)      # exact ceil for int64 ranges
     return max(int(math.ceil((limit - start) / delta)), 0)
 
 

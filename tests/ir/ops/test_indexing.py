@@ -195,6 +195,12 @@ def test_compress_dtypes_inference_and_errors():
         check_op("Compress", [x, np.array([True, False, True])], {"axis": 0})
     assert infer("Compress", tensor(f32, "b", 4), tensor(DType.bool, 4), axis=1) == tensor(f32, "b", None)
     assert infer("Compress", tensor(f32, "b", 4), tensor(DType.bool, 4)) == tensor(f32, None)
+    cond = np.array([True, False, True])
+    assert infer("Compress", tensor(f32, "b", 4), cond, axis=1) == tensor(f32, "b", 2)
+    assert infer("Compress", tensor(f32, "b", 4), cond) == tensor(f32, 2)
+    check_op("Compress", [randn(3, 4), cond], {"axis": -1}, const_inputs=[1])
+    with pytest.raises(TypeInferenceError):
+        infer("Compress", tensor(f32, 3, 2), np.ones(3, bool), axis=1)
     with pytest.raises(TypeInferenceError):
         infer("Compress", tensor(f32, 3), tensor(i64, 3))
     with pytest.raises(ExecutionError):

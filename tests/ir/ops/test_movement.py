@@ -225,8 +225,14 @@ def test_pad_inference_and_errors():
         infer("Pad", tensor(f32, 2, 3), c(0, -2, 0, -2))
     with pytest.raises(TypeInferenceError):
         infer("Pad", tensor(f32, 2, 3), c(0, 1, 0, 1), np.array(1, np.int64))
+    with pytest.raises(TypeInferenceError):   # crops 1 from an empty axis
+        infer("Pad", tensor(f32, 0, 3), c(1, 0, -1, 0))
+    with pytest.raises(TypeInferenceError):   # edge-pads an axis that cropping emptied
+        infer("Pad", tensor(f32, 1, 3), c(2, 0, -1, 0), mode="edge")
     with pytest.raises(ExecutionError):
         run_kiln("Pad", [np.zeros((0, 2), np.float32), np.array([1, 0, 0, 0], np.int64)], {"mode": "edge"})
+    got = run_kiln("Pad", [np.array(2.5, np.float32), np.zeros((0,), np.int64)], const_inputs=[1])[0]
+    assert got.shape == () and got == 2.5   # a scalar has nothing to pad
 
 
 @pytest.mark.parametrize("shape,reps", [((2, 3), [1, 1]), ((2, 3), [3, 2]), ((1, 5, 1), [2, 1, 7]),

@@ -87,14 +87,22 @@ def test_reshape_infers_symbolic_dims():
     assert infer("Reshape", tensor(f32, "b", "s", 6), np.array([0, 0, 2, 3])) == tensor(f32, "b", "s", 2, 3)
     # the shape operand unknown at compile time: only its length is known
     assert infer("Reshape", x, tensor(i64, 3)) == tensor(f32, None, None, None)
+    assert infer("Reshape", tensor(f32, 3, 4), tensor(i64, 1)) == tensor(f32, 12)
     assert infer("Reshape", x, tensor(i64, "n")) == TensorType(f32, None)
 
 
 @pytest.mark.parametrize("target,attrs", [([-1, -1], {}), ([5, 5], {}), ([0, -1], {"allowzero": 1}),
-                                          ([2, -5], {}), ([7, -1], {}), ([0, 0, 0, 0], {})])
+                                          ([2, -5], {}), ([7, -1], {}), ([0, 0, 0, 0], {}),
+                                          ([-1, 0], {"allowzero": 1})])
 def test_reshape_bad_shape(target, attrs):
     with pytest.raises(TypeInferenceError):
         run_kiln("Reshape", [randn(2, 3, 4), np.array(target, np.int64)], attrs, const_inputs=[1])
+
+
+def test_reshape_cannot_solve_minus_one_next_to_a_zero_dim():
+    with pytest.raises(TypeInferenceError, match="-1"):
+        run_kiln("Reshape", [np.zeros((2, 0, 1), np.float32), np.array([-1, 0, 3], np.int64)],
+                 const_inputs=[1])
 
 
 def test_reshape_bad_shape_at_run_time_and_bad_dtype():
@@ -240,6 +248,9 @@ def test_range_fractional_and_low_precision():
 def test_range_inference_and_errors():
     c = lambda v: np.array(v, np.int64)  # noqa: E731
     assert infer("Range", c(0), c(10), c(3)) == tensor(i64, 4)
+    big = 2 ** 62   # exact integer arithmetic, no float rounding of the length
+    assert infer("Range", c(big), c(big + 7), c(2)) == tensor(i64, 4)
+    assert run_kiln("Range", [c(big), c(big + 7), c(2)])[0].tolist() == [big, big + 2, big + 4, big + 6]
     assert infer("Range", tensor(i64), c(10), c(3)) == tensor(i64, None)
     with pytest.raises(TypeInferenceError):
         infer("Range", c(0), c(10), c(0))
@@ -302,3 +313,32 @@ def test_dropout_errors():
         infer("Dropout", tensor(f32, 3), tensor(f32), tensor(DType.int64))
     with pytest.raises(ExecutionError):
         run_kiln("Dropout", [randn(3), np.array(1.5, np.float32), np.array(True)])
+
+
+# --- inference never crashes on unknown ranks or symbolic dims ---
+
+def test_inference_survives_unknown_and_symbolic_shapes():
+    """Every shape, movement and indexing op infers (or reports a TypeInferenceError, never an
+    internal crash) when its operands have unknown rank, symbolic dims or non-constant values."""
+    from kiln.ir.graph import Value
+    from kiln.ir.infer import infer_types
+    from kiln.ir.ops import OP_TABLE
+    modules = {"kiln.ir.ops.shape", "kiln.ir.ops.movement", "kiln.ir.ops.layout", "kiln.ir.ops.indexing"}
+    mine = [op for op in OP_TABLE.values() if op.reference.__module__ in modules]
+    assert len(mine) == 34
+    shapes = [None, ("a", None, 3), (None,), (), ("n",)]
+    special = {("Compress", 1): DType.bool, ("Dropout", 1): f32, ("Dropout", 2): DType.bool}
+    attrs = {"Concat": {"axis": 0}, "DepthToSpace": {"blocksize": 2}, "SpaceToDepth": {"blocksize": 2}}
+    for op in mine:
+        for shape in shapes:
+            for data_dtype in (f32, i64):
+                ins = []
+                for i in range(len(op.inputs)):
+                    data_like = i == 0 or op.name in ("ScatterND", "ScatterElements") and i == 2 or \
+                        op.name == "TensorScatter" and i == 1
+                    dt = special.get((op.name, i), data_dtype if data_like else i64)
+                    ins.append(Value(f"v{i}", TensorType(dt, shape if i == 0 else (None,))))
+                try:
+                    infer_types(op, ins, attrs.get(op.name, {}), 2 if op.name == "Split" else 1)
+                except (TypeInferenceError, AttributeValueError) as e:
+                    assert "inference failed" not in str(e), f"{op.name}: {e}"
