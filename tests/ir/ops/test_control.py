@@ -50,7 +50,8 @@ def test_join_types_keeps_agreement_only():
     assert join_types(tensor(f32, 3), tensor(i64, 3)) is None
     assert join_types(SequenceType(tensor(f32, 2)), SequenceType(tensor(f32, 3))) == \
         SequenceType(tensor(f32, None))
-    assert join_types(OptionalType(tensor(f32, 2)), tensor(f32, 3)) == OptionalType(tensor(f32, None))
+    assert join_types(OptionalType(tensor(f32, 2)), tensor(f32, 3)) == \
+        OptionalType(tensor(f32, None))
     assert join_types(tensor(f32), OptionalType(tensor(f32))) == OptionalType(tensor(f32))
     assert join_types(OptionalType(tensor(f32)), SequenceType(tensor(f32))) is None
 
@@ -369,7 +370,8 @@ def test_scan_two_inputs_no_state_and_empty():
     out = b.Scan(a, c, body=body.graph, num_scan_inputs=2, scan_input_axes=(0, 1))
     b.output(out)
     assert out.type == tensor(f32, "n", 2)
-    av, cv = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)
+    av = rng.standard_normal((3, 2)).astype(np.float32)
+    cv = rng.standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(run(b, {"a": av, "c": cv})[0], av * cv.T, rtol=1e-6)
     (empty,) = run(b, {"a": np.zeros((0, 2), np.float32), "c": np.zeros((2, 0), np.float32)})
     assert empty.shape == (0, 2) and empty.dtype == np.float32

@@ -90,7 +90,8 @@ def test_construct_joins_element_types():
     (t,) = types_of([("SequenceConstruct", ["a", "b"], ["s"], {})],
                     {"a": tensor(f32, 2, 3), "b": tensor(f32, 5, 3)})
     assert t == SequenceType(tensor(f32, None, 3))
-    (t,) = types_of([("SequenceConstruct", ["a"], ["s"], {}), ("SequenceAt", ["s", "p"], ["y"], {})],
+    (t,) = types_of([("SequenceConstruct", ["a"], ["s"], {}),
+                     ("SequenceAt", ["s", "p"], ["y"], {})],
                     {"a": tensor(f32, "n", 3), "p": tensor(i64)})
     assert t == tensor(f32, "n", 3)
     with pytest.raises(TypeInferenceError, match="one element type"):
@@ -245,7 +246,8 @@ def test_sequence_map_matches_reference():
     bb = body.input("bb", tensor(f32, 1))
     body.output(body.Add(e, bb), body.Shape(e))
     ys, shapes = b.SequenceMap(s, bv, body=body.graph, outputs=2)
-    assert ys.type == SequenceType(tensor(f32, None)) and shapes.type == SequenceType(tensor(i64, 1))
+    assert ys.type == SequenceType(tensor(f32, None))
+    assert shapes.type == SequenceType(tensor(i64, 1))
     b.output(ys, shapes)
     feeds = {**{f"x{i}": x for i, x in enumerate(xs)}, "bias": bias}
     got = interpret(b.graph, feeds)
