@@ -106,6 +106,13 @@ def legacy_broadcast(ctx, d: NodeDraft) -> None:
         d.inputs[1] = ctx.append_unit_dims(d.inputs[1], trailing)
 
 
+def prelu_channel_slope(ctx, d: NodeDraft) -> None:
+    """Before opset 7, PRelu's slope lined up with the channel axis (1), not the last axes."""
+    rx, rs = ctx.rank(d.inputs[0]), ctx.rank(d.inputs[1])
+    if rx is not None and rs is not None and rs >= 1 and rx - 1 - rs > 0:
+        d.inputs[1] = ctx.append_unit_dims(d.inputs[1], rx - 1 - rs)
+
+
 def softmax_coerced_2d(ctx, d: NodeDraft) -> None:
     """Before opset 13, Softmax/LogSoftmax/Hardmax flattened the input to 2-D at `axis`."""
     axis = d.attrs.pop("axis", 1)
@@ -210,6 +217,7 @@ ADAPTERS: list[Adapter] = [
     Adapter(("Pad",), 2, rename_attr("paddings", "pads"), "Pad-1 called pads 'paddings'"),
     Adapter(("Reshape",), 5, attr_to_input("shape", 1), "Reshape-5 takes the shape as an input"),
     Adapter(BINARY_LEGACY, 7, legacy_broadcast, "opset 7 switched to NumPy broadcasting"),
+    Adapter(("PRelu",), 7, prelu_channel_slope, "PRelu-7 broadcasts the slope NumPy-style"),
     Adapter(("Gemm",), 7, drop_attrs("broadcast"), "Gemm-7 always broadcasts C"),
     Adapter(("BatchNormalization",), 7, drop_attrs("is_test"), "is_test was dropped in opset 7"),
     Adapter(("Dropout",), 7, drop_attrs("is_test"), "is_test was dropped in opset 7"),
