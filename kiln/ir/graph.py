@@ -98,7 +98,12 @@ class Graph:
                 return name
 
     def claim(self, name: str) -> str:
-        self._names.add(name)
+        """Reserve `name` here and in every enclosing graph, so a value added to an outer graph
+        later never takes a name a subgraph already uses."""
+        g = self
+        while g is not None:
+            g._names.add(name)
+            g = g.parent
         return name
 
     # --- construction -------------------------------------------------------------------
