@@ -8,13 +8,16 @@ is that single op. A case must pass unless expected_failures.py lists it. The fu
 from __future__ import annotations
 
 import functools
+import os
+import time
 
 import numpy as np
 import onnx
 import pytest
 
-from kiln.frontends.onnx.conformance import (CATEGORIES, MIN_CASES, collect, compare_outputs,
-                                             main, run_case)
+from kiln.frontends.onnx import conformance
+from kiln.frontends.onnx.conformance import (CATEGORIES, MIN_CASES, Result, collect,
+                                             compare_outputs, main, run_case, run_cases)
 from kiln.frontends.onnx.expected_failures import EXPECTED_FAILURES
 from kiln.ir.ops import OP_TABLE
 
@@ -100,3 +103,24 @@ def test_a_failing_case_reports_its_error():
 
 def test_runner_refuses_a_filter_that_matches_nothing(capsys):
     assert main(["--filter", "no_such_case_anywhere", "--jobs", "1"]) != 0
+
+
+def test_a_crashing_or_hanging_worker_costs_only_its_case(monkeypatch):
+    def fake_run_case(case, backend, timeout):
+        if case.name == "crash":
+            os._exit(3)
+        if case.name == "hang":
+            time.sleep(60)
+        return Result(case.name, case.category, "pass")
+
+    monkeypatch.setattr(conformance, "run_case", fake_run_case)
+    template = next(c for c in all_cases() if c.name == "test_relu")
+    names = ["ok1", "crash", "ok2", "hang", "ok3"]
+    cases = [type(template)(**{**template.__dict__, "name": n}) for n in names]
+    start = time.perf_counter()
+    results = {r.name: r for r in run_cases(cases, "interpreter", jobs=2, timeout=0.2, grace=1.0)}
+    assert time.perf_counter() - start < 20
+    assert sorted(results) == sorted(names)
+    assert results["crash"].status == "fail" and "died" in results["crash"].message
+    assert results["hang"].status == "fail" and "timed out" in results["hang"].message
+    assert all(results[n].status == "pass" for n in ("ok1", "ok2", "ok3"))

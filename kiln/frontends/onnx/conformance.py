@@ -255,33 +255,100 @@ def _worker_init():
     import kiln.ir.ops  # noqa: F401  (build the op table once per worker)
 
 
-def _worker_run(args) -> Result:
-    case, backend, timeout = args
-    return run_case(case, backend, timeout)
+def _worker_loop(conn, backend: str, timeout: float) -> None:
+    _worker_init()
+    while True:
+        case = conn.recv()
+        if case is None:
+            return
+        conn.send(run_case(case, backend, timeout))
 
 
-def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float, on_result=None) -> list[Result]:
-    results = []
-    work = [(c, backend, timeout) for c in cases]
+class _Worker:
+    """One worker process fed one case at a time, so a crash or a hang costs only that case."""
+
+    def __init__(self, mp, backend: str, timeout: float):
+        self.conn, child = mp.Pipe()
+        self.proc = mp.Process(target=_worker_loop, args=(child, backend, timeout), daemon=True)
+        self.proc.start()
+        child.close()
+        self.case: Case | None = None
+        self.started = 0.0
+
+    def give(self, case: Case) -> None:
+        self.case, self.started = case, time.perf_counter()
+        self.conn.send(case)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.kill()
+
+
+def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float,
+              on_result=None, grace: float = 10.0) -> list[Result]:
+    """Run cases in `jobs` worker processes (in this process when jobs is 1).
+
+    A worker that dies, or outlives the case's time cap by `grace` seconds and more (stuck in
+    native code, where the in-process alarm cannot reach), is replaced and its case fails."""
+    results: list[Result] = []
+
+    def done(r: Result) -> None:
+        results.append(r)
+        if on_result:
+            on_result(r)
+
     if jobs <= 1:
-        _worker_init_inline()
-        for w in work:
-            r = _worker_run(w)
-            results.append(r)
-            if on_result:
-                on_result(r)
+        import kiln.ir.ops  # noqa: F401
+        for c in cases:
+            done(run_case(c, backend, timeout))
         return results
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(jobs, initializer=_worker_init, maxtasksperchild=200) as pool:
-        for r in pool.imap_unordered(_worker_run, work, chunksize=1):
-            results.append(r)
-            if on_result:
-                on_result(r)
+    from multiprocessing.connection import wait
+    mp = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pending = list(reversed(cases))
+    hard_limit = timeout * 1.5 + grace if timeout and timeout > 0 else None
+    workers = [_Worker(mp, backend, timeout) for _ in range(min(jobs, len(cases)))]
+    try:
+        for w in workers:
+            if pending:
+                w.give(pending.pop())
+        while any(w.case is not None for w in workers):
+            busy = [w for w in workers if w.case is not None]
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+            now = time.perf_counter()
+            for i, w in enumerate(workers):
+                if w.case is None:
+                    continue
+                failure = None
+                if w.conn in ready or w.proc.sentinel in ready:
+                    try:
+                        done(w.conn.recv())
+                    except (EOFError, OSError):
+                        failure = f"worker process died (exit code {w.proc.exitcode})"
+                    else:
+                        w.case = None
+                elif hard_limit is not None and now - w.started > hard_limit:
+                    failure = f"timed out after {now - w.started:.0f} s (worker killed)"
+                if failure is not None:
+                    case = w.case
+                    done(Result(case.name, case.category, "fail", failure, now - w.started))
+                    w.kill()
+                    workers[i] = w = _Worker(mp, backend, timeout)
+                if w.case is None and pending:
+                    w.give(pending.pop())
+    finally:
+        for w in workers:
+            w.stop()
     return results
-
-
-def _worker_init_inline():
-    import kiln.ir.ops  # noqa: F401
 
 
 @dataclass
