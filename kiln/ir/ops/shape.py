@@ -46,11 +46,14 @@ def check_dtype(ctx: InferContext, i: int, allowed, what: str) -> DType:
     return dt
 
 
-def vector_length(ctx: InferContext, i: int, what: str) -> int | None:
-    """Static length of a 1-D operand (shape, axes, pads...), None when not known."""
+def vector_length(ctx: InferContext, i: int, what: str, scalar_ok: bool = False) -> int | None:
+    """Static length of a 1-D operand (shape, axes, pads...), None when not known. With
+    `scalar_ok`, a scalar counts as one entry (ONNX Runtime accepts scalar axes)."""
     shape = ctx.tensor(i).shape
     if shape is None:
         return None
+    if scalar_ok and len(shape) == 0:
+        return 1
     if len(shape) != 1:
         ctx.fail(f"{what} must be a 1-D tensor, got shape {list(shape)}")
     return shape[0] if isinstance(shape[0], int) else None
@@ -252,7 +255,7 @@ def _infer_squeeze(ctx: InferContext):
     x = ctx.tensor(0)
     if ctx.has_input(1):
         check_dtype(ctx, 1, {DType.int64}, "Squeeze's axes")
-        k = vector_length(ctx, 1, "Squeeze's axes")
+        k = vector_length(ctx, 1, "Squeeze's axes", scalar_ok=True)
         axes = const_ints(ctx, 1)
         if x.shape is None:
             return [x.with_shape(None)]
@@ -274,7 +277,7 @@ def _infer_squeeze(ctx: InferContext):
 def _squeeze(ctx, x, axes=None):
     if axes is None:
         return np.squeeze(x)
-    axes = tuple(int(a) + x.ndim if a < 0 else int(a) for a in axes)
+    axes = tuple(int(a) + x.ndim if a < 0 else int(a) for a in axes.reshape(-1))
     for a in axes:
         if not 0 <= a < x.ndim or x.shape[a] != 1:
             raise ExecutionError(f"cannot squeeze axis {a} of an array of shape {x.shape}")
@@ -290,7 +293,7 @@ Squeeze = define(
 def _infer_unsqueeze(ctx: InferContext):
     x = ctx.tensor(0)
     check_dtype(ctx, 1, {DType.int64}, "Unsqueeze's axes")
-    k = vector_length(ctx, 1, "Unsqueeze's axes")
+    k = vector_length(ctx, 1, "Unsqueeze's axes", scalar_ok=True)
     axes = const_ints(ctx, 1)
     if x.shape is None:
         return [x.with_shape(None)]

@@ -137,6 +137,14 @@ def test_squeeze(shape, axes):
     check_op("Squeeze", inputs)
 
 
+def test_scalar_axes_count_as_one_axis():
+    # (onnx.reference rejects scalar axes; ONNX's own function bodies and ONNX Runtime use them)
+    x = randn(3, 2)
+    assert run_kiln("Unsqueeze", [x, np.array(-1, np.int64)], const_inputs=[1])[0].shape == (3, 2, 1)
+    assert run_kiln("Squeeze", [x[:, :1], np.array(1, np.int64)])[0].shape == (3,)
+    assert infer("Unsqueeze", tensor(f32, "b"), tensor(i64)) == tensor(f32, None, None)
+
+
 def test_squeeze_inference_and_errors():
     assert infer("Squeeze", tensor(f32, "batch", 1, 4), np.array([1])) == tensor(f32, "batch", 4)
     assert infer("Squeeze", tensor(f32, "batch", 1, 4)) == TensorType(f32, None)
