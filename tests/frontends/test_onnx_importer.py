@@ -283,6 +283,25 @@ UPGRADES = [
 ]
 
 
+def _scan8_node(directions):
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "x_t"], ["s_out"]),
+         helper.make_node("Mul", ["s_out", "x_t"], ["y_t"])],
+        "body", [vi("s_in", shape=[2]), vi("x_t", shape=[2])], [vi("s_out", shape=[2]), vi("y_t", shape=[2])])
+    return helper.make_node("Scan", ["", "s0", "x"], ["s_final", "ys"], num_scan_inputs=1,
+                            body=body, directions=directions)
+
+
+UPGRADES += [
+    ("scan-8-batched", 8, _scan8_node([0]),
+     {"s0": rng.standard_normal((3, 2)).astype(np.float32),
+      "x": rng.standard_normal((3, 4, 2)).astype(np.float32)}, 2),
+    ("scan-8-batched-reverse", 8, _scan8_node([1]),
+     {"s0": rng.standard_normal((2, 2)).astype(np.float32),
+      "x": rng.standard_normal((2, 5, 2)).astype(np.float32)}, 2),
+]
+
+
 def _old_model(opset, node, feeds, n_out):
     def elem(a):
         return helper.np_dtype_to_tensor_dtype(a.dtype)

@@ -18,6 +18,9 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
+from ...ir.dtypes import DType
+from ...ir.types import TensorType
+
 
 
 @dataclass
@@ -132,6 +135,36 @@ def softmax_coerced_2d(ctx, d: NodeDraft) -> None:
     d.finish = finish
 
 
+def scan8_batched_to_loop(ctx, d: NodeDraft) -> None:
+    """Scan-8 scanned every batch entry (axis 0) separately: a Loop over the batch whose body
+    runs one newest-form Scan on that entry. The Loop stacks the per-entry results on axis 0."""
+    if d.inputs and d.inputs[0] is not None:
+        ctx.fail("Scan-8 with sequence_lens (sequences of different lengths) is not supported")
+    ins = d.inputs[1:]
+    n_scan = int(d.attrs["num_scan_inputs"])
+    directions = d.attrs.pop("directions", None)
+    body_proto = d.attrs.pop("body")
+    if not ins:
+        ctx.fail("Scan-8 without inputs")
+    loop_body = ctx.subgraph(f"{d.name or 'scan'}_batch")
+    index = loop_body.add_input(loop_body.fresh_name("batch_index"), TensorType(DType.int64, ()))
+    cond = loop_body.add_input(loop_body.fresh_name("cond"), TensorType(DType.bool, ()))
+    entries = [ctx.emit("Gather", [v, index], {"axis": 0}, graph=loop_body)[0] for v in ins]
+    hints = [e.type for e in entries[:len(ins) - n_scan]]
+    for e in entries[len(ins) - n_scan:]:
+        t = e.type
+        hints.append(TensorType(t.dtype, t.shape[1:]) if isinstance(t, TensorType) and t.shape
+                     else None)
+    scan_attrs = {"body": ctx.import_body(body_proto, loop_body, hints), "num_scan_inputs": n_scan}
+    if directions:
+        scan_attrs["scan_input_directions"] = tuple(directions)
+    outs = ctx.emit("Scan", entries, scan_attrs, num_outputs=len(d.outputs), graph=loop_body)
+    loop_body.outputs = [cond, *outs]
+    d.op_type = "Loop"
+    d.inputs = [ctx.dim_size(ins[0], 0)]
+    d.attrs = {"body": loop_body}
+
+
 def split_equal_parts(ctx, d: NodeDraft) -> None:
     """Opset 18 needs `num_outputs` when no `split` input is given; older forms split evenly."""
     if len(d.inputs) < 2 or d.inputs[1] is None:
@@ -223,7 +256,7 @@ ADAPTERS: list[Adapter] = [
     Adapter(("Dropout",), 7, drop_attrs("is_test"), "is_test was dropped in opset 7"),
     Adapter(("RNN", "GRU", "LSTM"), 7, drop_attrs("output_sequence"), "dropped in opset 7"),
     Adapter(("BatchNormalization",), 9, drop_attrs("spatial"), "spatial was dropped in opset 9"),
-    Adapter(("Scan",), 9, None, "Scan-8 (batched form with sequence_lens)"),
+    Adapter(("Scan",), 9, scan8_batched_to_loop, "Scan-8 ran over a batch axis; now a Loop of Scans"),
     Adapter(("Tile",), 6, None, "Tile-1 (tiles and axis inputs)"),
     Adapter(("Slice",), 10, chain(attr_to_input("starts", 1), attr_to_input("ends", 2),
                                   attr_to_input("axes", 3)), "Slice-10 takes starts/ends/axes as inputs"),

@@ -18,5 +18,4 @@ EXPECTED_FAILURES: dict[str, str] = {
         "tiff_rgb", "webp_rgb")},
     "test_gradient_of_add": _GRADIENT,
     "test_gradient_of_add_and_mul": _GRADIENT,
-    "test_scan_sum": "Scan-8 (batched form with sequence_lens) has no upgrade to Scan-9",
 }

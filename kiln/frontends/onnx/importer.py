@@ -224,7 +224,7 @@ class _Importer:
         attrs, attr_types = decode_attributes(node)
         draft = NodeDraft(node.op_type, normalize_domain(node.domain), list(inputs), attrs,
                           list(node.output), node.name, attr_types=attr_types)
-        ctx = _AdaptContext(self, scope, node)
+        ctx = _AdaptContext(self, scope, node, opsets)
         if draft.domain == "" and since is not None:
             adapters.adapt(ctx, draft, since)
         op = OP_TABLE.get(draft.op_type)
@@ -282,6 +282,9 @@ class _Importer:
             except (KeyError, TypeError, ValueError):
                 raise AttributeValueError(f"attribute '{name}' is {value!r}, not an ONNX element type",
                                           node=knode) from None
+        if isinstance(value, Graph) or (isinstance(value, tuple) and value
+                                         and isinstance(value[0], Graph)):
+            return value            # built by an adapter
         if kind is AttrKind.GRAPH:
             hints = subgraph_input_hints(draft, name)
             return self.import_graph(value, scope, opsets, hints)
@@ -321,16 +324,19 @@ class _Importer:
 class _AdaptContext:
     """What an adapter may do: make constants, add helper nodes, look at input types."""
 
-    def __init__(self, importer: _Importer, scope: _Scope, node: onnx.NodeProto):
+    def __init__(self, importer: _Importer, scope: _Scope, node: onnx.NodeProto, opsets: dict):
         self.importer = importer
         self.scope = scope
         self.node = node
+        self.opsets = opsets
 
     def const(self, arr: np.ndarray, hint: str = "c") -> Value:
         return self.scope.graph.add_constant(np.asarray(arr), hint)
 
     def emit(self, op_type: str, inputs, attrs: dict | None = None, num_outputs: int = 1,
-             names=None) -> list[Value]:
+             names=None, graph: Graph | None = None) -> list[Value]:
+        """Add a helper node to the current graph (or to `graph`, a subgraph being built)."""
+        graph = graph or self.scope.graph
         op = OP_TABLE.get(op_type)
         if op is None:
             raise UnsupportedOpError(
@@ -342,11 +348,30 @@ class _AdaptContext:
         types = infer_types(op, knode.inputs, knode.attrs, num_outputs, knode)
         stem = self.node.name or self.node.op_type.lower()
         names = list(names or [f"{stem}_{op_type.lower()}"] * num_outputs)
-        knode.outputs = [self.scope.graph.new_value(n, t) for n, t in zip(names, types)]
+        knode.outputs = [graph.new_value(n, t) for n, t in zip(names, types)]
         for v in knode.outputs:
             v.producer = knode
-        self.scope.graph.append(knode)
+        graph.append(knode)
         return knode.outputs
+
+    def subgraph(self, name: str) -> Graph:
+        """An empty graph nested in the current one (a body the adapter builds)."""
+        g = Graph(name)
+        g.parent = self.scope.graph
+        return g
+
+    def import_body(self, body: onnx.GraphProto, inside: Graph, hints=None) -> Graph:
+        """Import an ONNX body graph nested in `inside` (a graph from `subgraph`)."""
+        return self.importer.import_graph(body, _Scope(inside, self.scope, {}), self.opsets, hints)
+
+    def dim_size(self, v: Value, axis: int) -> Value:
+        """An int64 scalar holding dimension `axis` of v."""
+        t = v.type
+        if isinstance(t, TensorType) and t.shape is not None and isinstance(t.shape[axis], int):
+            return self.const(np.array(t.shape[axis], np.int64), f"{v.name}_dim{axis}")
+        shape = self.emit("Shape", [v])[0]
+        return self.emit("Gather", [shape, self.const(np.array(axis, np.int64), "axis")],
+                         {"axis": 0})[0]
 
     def rank(self, v: Value | None) -> int | None:
         t = v.type if v is not None else None
