@@ -32,7 +32,8 @@ def checked_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
     bad = (idx < -size) | (idx >= size)
     if bad.any():
         raise ExecutionError(
-            f"{what} index {int(idx[bad].reshape(-1)[0])} is out of range for an axis of size {size}",
+            f"{what} index {int(idx[bad].reshape(-1)[0])} is out of range for an axis of size "
+            f"{size}",
             hint=f"indices must lie in [{-size}, {size - 1}]")
     return np.where(idx < 0, idx + size, idx)
 
@@ -88,7 +89,8 @@ def _gather_elements(ctx, data, indices):
     for i, (d, n) in enumerate(zip(data.shape, indices.shape)):
         if i != axis and n > d:
             raise ExecutionError(f"indices dim {i} ({n}) exceeds the data's ({d})")
-    window = data[tuple(slice(None) if i == axis else slice(0, n) for i, n in enumerate(indices.shape))]
+    window = data[tuple(slice(None) if i == axis else slice(0, n)
+                        for i, n in enumerate(indices.shape))]
     idx = checked_indices(indices, data.shape[axis], "GatherElements")
     return np.take_along_axis(window, idx, axis=axis)
 
@@ -162,7 +164,8 @@ def _infer_scatter_nd(ctx: InferContext):
         if isinstance(k, int) and updates.shape is not None:
             want = indices.shape[:-1] + data.shape[k:]
             if len(updates.shape) != len(want):
-                ctx.fail(f"ScatterND updates must have shape {list(want)}, got {list(updates.shape)}")
+                ctx.fail(f"ScatterND updates must have shape {list(want)}, "
+                         f"got {list(updates.shape)}")
             for i, (a, u) in enumerate(zip(want, updates.shape)):
                 merge_dim(ctx, a, u, f"ScatterND updates dim {i} does not match")
     return [data]
@@ -290,7 +293,8 @@ def _infer_compress(ctx: InferContext):
         return [x]
     axis = normalize_axis(ctx.attrs.axis, len(x.shape), ctx.node)
     if cond is not None and isinstance(x.shape[axis], int) and cond.size > x.shape[axis]:
-        ctx.fail(f"Compress condition has {cond.size} entries for axis {axis} of size {x.shape[axis]}")
+        ctx.fail(f"Compress condition has {cond.size} entries for axis {axis} of size "
+                 f"{x.shape[axis]}")
     return [x.with_shape(kept if i == axis else d for i, d in enumerate(x.shape))]
 
 
@@ -357,7 +361,7 @@ Unique = define(
     "Unique", ["X"], ["Y", "indices?", "inverse_indices?", "counts?"], kind=K.OPAQUE,
     since_version=28, attrs=[INT("axis", None), INT("sorted", 1, choices=(0, 1))],
     infer=_infer_unique, reference=_unique,
-    doc="The unique elements (or slices along `axis`), their first indices, inverse map and counts.")
+    doc="Unique elements (or slices along `axis`), first-occurrence indices, inverse map, counts.")
 
 
 # --- OneHot ------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def _trilu(ctx, x, k=None):
 Trilu = define(
     "Trilu", ["input", "k?"], ["output"], kind=K.INJECTIVE, since_version=14,
     attrs=[INT("upper", 1, choices=(0, 1))], infer=_infer_trilu, reference=_trilu,
-    doc="Keeps the upper (or lower) triangle from diagonal k of the last two dims; zeroes the rest.")
+    doc="Keeps the upper/lower triangle from diagonal k of the last two dims, zeroes the rest.")
 
 
 # --- ReverseSequence ---------------------------------------------------------------------------

@@ -221,7 +221,8 @@ def _infer_slice(ctx: InferContext):
 def _slice(ctx, x, starts, ends, axes=None, steps=None):
     def fail(message):
         raise ExecutionError(message)
-    ints = [None if v is None else [int(a) for a in v.reshape(-1)] for v in (starts, ends, axes, steps)]
+    ints = [None if v is None else [int(a) for a in v.reshape(-1)]
+            for v in (starts, ends, axes, steps)]
     per_axis = _slice_operands(*ints, x.ndim, fail)
     index = [slice(None)] * x.ndim
     for a, (s, e, st) in per_axis.items():
@@ -306,7 +307,8 @@ def _pad(ctx, x, pads, constant_value=None, axes=None):
 
 Pad = define(
     "Pad", ["data", "pads", "constant_value?", "axes?"], ["output"], kind=K.INJECTIVE,
-    since_version=25, attrs=[STRING("mode", "constant", choices=("constant", "reflect", "edge", "wrap"))],
+    since_version=25,
+    attrs=[STRING("mode", "constant", choices=("constant", "reflect", "edge", "wrap"))],
     infer=_infer_pad, reference=_pad,
     doc="Pads (or, with negative pads, crops) each axis; pads = [begins..., ends...].")
 

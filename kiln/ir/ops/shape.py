@@ -16,7 +16,7 @@ import numpy as np
 from ...errors import AttributeValueError, ExecutionError
 from ..dtypes import DType
 from ..opdef import FusionKind, InferContext, Trait
-from ..shapes import broadcast_shapes, dims_product, normalize_axes, normalize_axis
+from ..shapes import broadcast_shapes, dims_product, normalize_axes
 from ..types import Dim, TensorType
 from .common import DTYPE, INT, TENSOR, same_as_input
 from .registry import define
@@ -208,7 +208,8 @@ def _reshape(ctx, x, shape):
         for i, s in enumerate(target):
             if s == 0:
                 if i >= x.ndim:
-                    raise ExecutionError(f"shape {target} copies dim {i} but the input has rank {x.ndim}")
+                    raise ExecutionError(
+                        f"shape {target} copies dim {i} but the input has rank {x.ndim}")
                 target[i] = x.shape[i]
     try:
         return x.reshape(target)
@@ -221,7 +222,7 @@ Reshape = define(
     "Reshape", ["data", "shape"], ["reshaped"], kind=K.INJECTIVE, since_version=25,
     traits=[Trait.VIEW], attrs=[INT("allowzero", 0, choices=(0, 1))],
     infer=_infer_reshape, reference=_reshape,
-    doc="The data re-viewed with a new shape; 0 copies the input dim (unless allowzero), -1 is solved.")
+    doc="The data in a new shape; 0 copies an input dim (unless allowzero), -1 is solved.")
 
 
 def _flatten_axis(ctx, rank: int) -> int:
@@ -504,7 +505,7 @@ def _dropout(ctx, x, ratio=None, training_mode=None):
         return x, np.ones(x.shape, dtype=bool)
     if not 0 <= ratio < 1:
         raise ExecutionError(f"Dropout ratio must be in [0, 1) when training, got {ratio}")
-    # A fixed seed gives the same mask as numpy.random.RandomState(seed); no seed draws fresh entropy.
+    # A fixed seed gives the mask numpy.random.RandomState(seed) gives; no seed draws fresh entropy.
     rng = np.random.RandomState(ctx.attrs.seed)
     mask = rng.uniform(0.0, 1.0, x.shape) >= ratio
     scale = 1.0 / (1.0 - ratio)
@@ -515,4 +516,4 @@ Dropout = define(
     "Dropout", ["data", "ratio?", "training_mode?"], ["output", "mask?"], kind=K.ELEMENTWISE,
     since_version=22, traits=[Trait.STATEFUL], attrs=[INT("seed", None)],
     infer=_infer_dropout, reference=_dropout,
-    doc="Identity at inference; with training_mode, zeroes a random `ratio` of the data and rescales.")
+    doc="Identity at inference; with training_mode, zeroes a random `ratio` of it and rescales.")

@@ -78,16 +78,17 @@ def test_gather_elements_odd_cases():
     assert got.tolist() == [[data[0, 1], data[0, 2]]]
     check_op("GatherElements", [strings(2, 2), np.array([[0, 0], [1, 0]], np.int64)])
     check_op("GatherElements", [randn(3), np.zeros((0,), np.int64)])
-    assert infer("GatherElements", tensor(f32, "b", 5), tensor(i64, "b", 2), axis=1) == tensor(f32, "b", 2)
+    assert infer("GatherElements", tensor(f32, "b", 5), tensor(i64, "b", 2), axis=1) == \
+        tensor(f32, "b", 2)
     with pytest.raises(TypeInferenceError):
         infer("GatherElements", tensor(f32, 3, 5), tensor(i64, 3))
     with pytest.raises(ExecutionError, match="GatherElements node"):
         run_kiln("GatherElements", [randn(3, 3), np.array([[3]], np.int64)])
 
 
-@pytest.mark.parametrize("data_shape,idx_shape,b", [((2, 2), (2, 2), 0), ((2, 2), (2, 1), 0),
-                                                    ((2, 3, 4), (2, 1), 1), ((2, 3, 4), (2, 5, 2), 1),
-                                                    ((3, 4, 5), (3, 4, 1), 2), ((5,), (1,), 0)])
+@pytest.mark.parametrize("data_shape,idx_shape,b", [
+    ((2, 2), (2, 2), 0), ((2, 2), (2, 1), 0), ((2, 3, 4), (2, 1), 1), ((2, 3, 4), (2, 5, 2), 1),
+    ((3, 4, 5), (3, 4, 1), 2), ((5,), (1,), 0)])
 def test_gather_nd(data_shape, idx_shape, b):
     data = randn(*data_shape)
     k = idx_shape[-1]
@@ -121,8 +122,8 @@ def test_scatter_nd(reduction, idx, upd_shape):
 
 def test_scatter_nd_duplicates_reduce_and_dtypes():
     data = np.arange(4, dtype=np.int32)
-    got = check_op("ScatterND", [data, np.array([[1], [1], [3]], np.int64), np.array([5, 6, 7], np.int32)],
-                   {"reduction": "add"})
+    indices, updates = np.array([[1], [1], [3]], np.int64), np.array([5, 6, 7], np.int32)
+    got = check_op("ScatterND", [data, indices, updates], {"reduction": "add"})
     assert got[0].tolist() == [0, 12, 2, 10]
     check_op("ScatterND", [strings(3), np.array([[2]], np.int64), np.array(["x"], dtype=object)])
     with pytest.raises(TypeInferenceError):
@@ -148,8 +149,10 @@ def test_scatter_elements(reduction, axis):
 
 
 def test_scatter_elements_odd_cases():
-    check_op("ScatterElements", [randn(5), np.array([1, 1, 4], np.int32), randn(3)], {"reduction": "add"})
-    check_op("ScatterElements", [strings(2, 2), np.array([[1]], np.int64), np.array([["x"]], dtype=object)])
+    check_op("ScatterElements", [randn(5), np.array([1, 1, 4], np.int32), randn(3)],
+             {"reduction": "add"})
+    check_op("ScatterElements",
+             [strings(2, 2), np.array([[1]], np.int64), np.array([["x"]], dtype=object)])
     check_op("ScatterElements", [randn(3, 2), np.zeros((0, 2), np.int64), randn(0, 2)])
     with pytest.raises(TypeInferenceError):
         infer("ScatterElements", tensor(f32, 3, 4), tensor(i64, 2, 4), tensor(f32, 2, 3))
@@ -169,7 +172,8 @@ def test_tensor_scatter(mode, axis):
     starts = np.array([0, cap - 2] if mode == "linear" else [cap - 1, 3], np.int64)
     check_op("TensorScatter", [randn(*cache_shape), randn(*upd_shape), starts],
              {"mode": mode, "axis": axis})
-    check_op("TensorScatter", [randn(*cache_shape), randn(*upd_shape)], {"mode": mode, "axis": axis})
+    check_op("TensorScatter", [randn(*cache_shape), randn(*upd_shape)],
+             {"mode": mode, "axis": axis})
 
 
 def test_tensor_scatter_errors():
@@ -193,7 +197,8 @@ def test_compress(axis, cond):
 def test_compress_dtypes_inference_and_errors():
     for x in other_dtypes(3, 2):
         check_op("Compress", [x, np.array([True, False, True])], {"axis": 0})
-    assert infer("Compress", tensor(f32, "b", 4), tensor(DType.bool, 4), axis=1) == tensor(f32, "b", None)
+    assert infer("Compress", tensor(f32, "b", 4), tensor(DType.bool, 4), axis=1) == \
+        tensor(f32, "b", None)
     assert infer("Compress", tensor(f32, "b", 4), tensor(DType.bool, 4)) == tensor(f32, None)
     cond = np.array([True, False, True])
     assert infer("Compress", tensor(f32, "b", 4), cond, axis=1) == tensor(f32, "b", 2)
@@ -207,7 +212,8 @@ def test_compress_dtypes_inference_and_errors():
         run_kiln("Compress", [randn(2, 2), np.ones(3, bool)], {"axis": 0})
 
 
-@pytest.mark.parametrize("x", [randn(3, 4) > 0, np.array([[0, 1], [2, 0]], np.int32), np.zeros((0, 2)),
+@pytest.mark.parametrize("x", [randn(3, 4) > 0, np.array([[0, 1], [2, 0]], np.int32),
+                               np.zeros((0, 2)),
                                np.array(5.0), np.array(0.0), np.zeros(7, np.float32),
                                np.array([0.0, 1e-30, -2.0, np.nan])])
 def test_nonzero(x):
@@ -240,7 +246,8 @@ def test_unique_unsorted_keeps_first_occurrence_order():
     y, idx, inv, cnt = run_kiln("Unique", [x], {"axis": 0, "sorted": 0}, num_outputs=4)
     assert y.tolist() == [[1, 0, 0], [2, 3, 4], [0, 5, 5]]
     assert idx.tolist() == [0, 1, 3] and inv.tolist() == [0, 1, 0, 2] and cnt.tolist() == [2, 1, 1]
-    y, idx, inv, cnt = run_kiln("Unique", [np.array([[4, 2], [4, 9]])], {"sorted": 0}, num_outputs=4)
+    y, idx, inv, cnt = run_kiln("Unique", [np.array([[4, 2], [4, 9]])], {"sorted": 0},
+                                num_outputs=4)
     assert y.tolist() == [4, 2, 9] and inv.tolist() == [0, 1, 0, 2] and cnt.tolist() == [2, 1, 1]
 
 
@@ -259,7 +266,8 @@ def test_unique_strings_and_inference():
 @pytest.mark.parametrize("axis", [-1, 0, 1, -2, -3])
 def test_one_hot(axis):
     indices = np.array([[1, 9, -1], [0, -4, 2]], np.int64)
-    check_op("OneHot", [indices, np.array(4, np.int64), np.array([0.0, 2.5], np.float32)], {"axis": axis})
+    check_op("OneHot", [indices, np.array(4, np.int64), np.array([0.0, 2.5], np.float32)],
+             {"axis": axis})
 
 
 def test_one_hot_mixed_dtypes_and_inference():
@@ -270,8 +278,10 @@ def test_one_hot_mixed_dtypes_and_inference():
                               np.array([0, 1], np.int64)])[0]
     assert got.tolist() == [[0, 0, 1], [1, 0, 0]]
     check_op("OneHot", [np.array(2, np.int32), np.array(5, np.int64), np.array([0, 1], np.int64)])
-    assert infer("OneHot", tensor(i64, "b", 3), np.array(10), tensor(f32, 2)) == tensor(f32, "b", 3, 10)
-    assert infer("OneHot", tensor(i64, "b"), tensor(i64), tensor(f32, 2), axis=0) == tensor(f32, None, "b")
+    assert infer("OneHot", tensor(i64, "b", 3), np.array(10), tensor(f32, 2)) == \
+        tensor(f32, "b", 3, 10)
+    assert infer("OneHot", tensor(i64, "b"), tensor(i64), tensor(f32, 2), axis=0) == \
+        tensor(f32, None, "b")
     with pytest.raises(TypeInferenceError):
         infer("OneHot", tensor(i64, 3), np.array(4), tensor(f32, 3))
     with pytest.raises(TypeInferenceError):

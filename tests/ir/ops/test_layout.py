@@ -44,12 +44,15 @@ def test_space_to_depth(mode, shape, b):
 def test_depth_space_round_trip_other_dtypes():
     for x in (rng.integers(0, 9, (2, 4, 3, 5)).astype(np.int64), strings(1, 4, 1, 3)):
         packed = run_kiln("DepthToSpace", [x], {"blocksize": 2, "mode": "CRD"})[0]
-        assert np.array_equal(run_kiln("SpaceToDepth", [packed], {"blocksize": 2, "mode": "CRD"})[0], x)
+        unpacked = run_kiln("SpaceToDepth", [packed], {"blocksize": 2, "mode": "CRD"})[0]
+        assert np.array_equal(unpacked, x)
 
 
 def test_depth_space_inference_and_errors():
-    assert infer("DepthToSpace", tensor(f32, "n", 12, 5, 7), blocksize=2) == tensor(f32, "n", 3, 10, 14)
-    assert infer("SpaceToDepth", tensor(f32, "n", 3, 4, 6), blocksize=2) == tensor(f32, "n", 12, 2, 3)
+    assert infer("DepthToSpace", tensor(f32, "n", 12, 5, 7), blocksize=2) == \
+        tensor(f32, "n", 3, 10, 14)
+    assert infer("SpaceToDepth", tensor(f32, "n", 3, 4, 6), blocksize=2) == \
+        tensor(f32, "n", 12, 2, 3)
     for op, shape in (("DepthToSpace", (1, 6, 2, 2)), ("SpaceToDepth", (1, 1, 3, 4)),
                       ("DepthToSpace", (4, 2, 2))):
         with pytest.raises(TypeInferenceError):
@@ -105,7 +108,8 @@ def test_reverse_sequence_errors():
                                                   ((5, 0), [3, 2], None)])
 def test_center_crop_pad(in_shape, target, axes):
     attrs = {} if axes is None else {"axes": axes}
-    check_op("CenterCropPad", [randn(*in_shape), np.array(target, np.int64)], attrs, const_inputs=[1])
+    check_op("CenterCropPad", [randn(*in_shape), np.array(target, np.int64)], attrs,
+             const_inputs=[1])
     check_op("CenterCropPad", [randn(*in_shape), np.array(target, np.int32)], attrs)
 
 
@@ -120,7 +124,8 @@ def test_center_crop_pad_inference():
 # --- Col2Im ---
 
 @pytest.mark.parametrize("image,block,attrs", [
-    ([5, 5], [1, 5], {}), ([5, 5], [2, 2], {"strides": [1, 1]}), ([6, 7], [2, 3], {"strides": [2, 1]}),
+    ([5, 5], [1, 5], {}), ([5, 5], [2, 2], {"strides": [1, 1]}),
+    ([6, 7], [2, 3], {"strides": [2, 1]}),
     ([5, 5], [2, 2], {"pads": [1, 0, 1, 2]}), ([7, 5], [2, 2], {"dilations": [2, 1]}),
     ([3, 4, 5], [1, 2, 3], {}), ([9], [3], {"strides": [3]})])
 def test_col2im(image, block, attrs):

@@ -66,14 +66,16 @@ def test_concat(axis):
 
 
 @pytest.mark.parametrize("xs", [[randn(0, 3), randn(2, 3)], [randn(1)], other_dtypes(2, 3)[:1] * 2,
-                                [strings(2), strings(3)], [np.array([True]), np.array([False, True])]])
+                                [strings(2), strings(3)],
+                                [np.array([True]), np.array([False, True])]])
 def test_concat_odd_inputs(xs):
     check_op("Concat", xs, {"axis": 0})
 
 
 def test_concat_inference_and_errors():
     assert infer("Concat", tensor(f32, "b", 3), tensor(f32, "b", 4), axis=-1) == tensor(f32, "b", 7)
-    assert infer("Concat", tensor(f32, "b", 3), tensor(f32, None, "n"), axis=1) == tensor(f32, "b", None)
+    assert infer("Concat", tensor(f32, "b", 3), tensor(f32, None, "n"), axis=1) == \
+        tensor(f32, "b", None)
     assert infer("Concat", TensorType(f32, None), tensor(f32, 2, 3), axis=0) == tensor(f32, None, 3)
     bad = [(tensor(f32, 2, 3), tensor(f32, 2, 4), 0), (tensor(f32, 2), tensor(f32, 2, 1), 0),
            (tensor(f32), tensor(f32), 0), (tensor(f32, 2), tensor(f32, 2), 1),
@@ -129,7 +131,8 @@ SLICES = [  # starts, ends, axes, steps
     ([0, 1], [3, 4], None, None), ([1], [-1], [1], None), ([0, 0, 3], [20, 10, 4], [0, 1, 2], None),
     ([20, 10, 4], [0, 0, 1], [0, 1, 2], [-1, -3, -2]), ([0], [-1], [-1], None),
     ([1], [1000], [1], [2]), ([1000], [1000], [1], [1]), ([-1], [-1000], [1], [-1]),
-    ([INT64_MAX], [INT64_MIN], [2], [-1]), ([0], [INT64_MAX], [0], None), ([2, 1], [-1, 4], [-2, 0], [1, 2]),
+    ([INT64_MAX], [INT64_MIN], [2], [-1]), ([0], [INT64_MAX], [0], None),
+    ([2, 1], [-1, 4], [-2, 0], [1, 2]),
     ([-3], [-1], [2], [1]), ([4], [0], [1], [-2]), ([0], [0], [0], None)]
 
 
@@ -146,7 +149,8 @@ def test_slice(starts, ends, axes, steps):
 def test_slice_int32_operands_and_dtypes():
     i32 = lambda v: np.array(v, np.int32)  # noqa: E731
     for x in other_dtypes(4, 6):
-        check_op("Slice", [x, i32([1, -1]), i32([3, 0]), i32([0, 1]), i32([1, -2])], const_inputs=[1, 2])
+        check_op("Slice", [x, i32([1, -1]), i32([3, 0]), i32([0, 1]), i32([1, -2])],
+                 const_inputs=[1, 2])
     check_op("Slice", [np.zeros((0, 3), np.float32), i32([0]), i32([2]), i32([1])])
 
 
@@ -156,7 +160,8 @@ def test_slice_clamps_like_onnx_for_large_negative_starts():
     assert slice_range(5, -100, INT64_MIN, -1) == (0, -1, 1)
     assert slice_range(0, 0, -1, -1)[2] == 0
     x = np.arange(5, dtype=np.float32)
-    got = run_kiln("Slice", [x, np.array([-100]), np.array([INT64_MIN]), np.array([0]), np.array([-1])])
+    operands = [np.array([v]) for v in (-100, INT64_MIN, 0, -1)]
+    got = run_kiln("Slice", [x, *operands])
     assert got[0].tolist() == [0.0]
 
 
@@ -210,7 +215,8 @@ def test_pad_constant_value_and_dtypes():
 def test_pad_negative_pads_crop():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     for mode in ("constant", "edge"):
-        got = run_kiln("Pad", [x, np.array([-1, 1, 0, -2], np.int64)], {"mode": mode}, const_inputs=[1])[0]
+        pads = np.array([-1, 1, 0, -2], np.int64)
+        got = run_kiln("Pad", [x, pads], {"mode": mode}, const_inputs=[1])[0]
         fill = 0 if mode == "constant" else x[1:, 0:1]
         want = np.concatenate([np.broadcast_to(fill, (2, 1)), x[1:, :2]], axis=1)
         np.testing.assert_array_equal(got, want)
@@ -232,8 +238,8 @@ def test_pad_inference_and_errors():
     with pytest.raises(TypeInferenceError):   # edge-pads an axis that cropping emptied
         infer("Pad", tensor(f32, 1, 3), c(2, 0, -1, 0), mode="edge")
     with pytest.raises(ExecutionError):
-        run_kiln("Pad", [np.zeros((0, 2), np.float32), np.array([1, 0, 0, 0], np.int64)], {"mode": "edge"})
-    got = run_kiln("Pad", [np.array(2.5, np.float32), np.zeros((0,), np.int64)], const_inputs=[1])[0]
+        run_kiln("Pad", [np.zeros((0, 2), np.float32), c(1, 0, 0, 0)], {"mode": "edge"})
+    got = run_kiln("Pad", [np.array(2.5, np.float32), c()], const_inputs=[1])[0]
     assert got.shape == () and got == 2.5   # a scalar has nothing to pad
 
 

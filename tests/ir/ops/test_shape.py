@@ -68,7 +68,8 @@ def test_reshape(in_shape, target):
 
 def test_reshape_allowzero_keeps_real_zeros():
     x = np.zeros((0, 3, 4), np.float32)
-    got = check_op("Reshape", [x, np.array([3, 4, 0], np.int64)], {"allowzero": 1}, const_inputs=[1])
+    got = check_op("Reshape", [x, np.array([3, 4, 0], np.int64)], {"allowzero": 1},
+                   const_inputs=[1])
     assert got[0].shape == (3, 4, 0)
 
 
@@ -84,7 +85,8 @@ def test_reshape_infers_symbolic_dims():
     assert infer("Reshape", x, np.array([-1, 4, 2, 4])) == tensor(f32, "batch", 4, 2, 4)
     assert infer("Reshape", x, np.array([0, 2, -1])) == tensor(f32, "batch", 2, 16)
     assert infer("Reshape", x, np.array([-1, 8])) == tensor(f32, None, 8)
-    assert infer("Reshape", tensor(f32, "b", "s", 6), np.array([0, 0, 2, 3])) == tensor(f32, "b", "s", 2, 3)
+    assert infer("Reshape", tensor(f32, "b", "s", 6), np.array([0, 0, 2, 3])) == \
+        tensor(f32, "b", "s", 2, 3)
     # the shape operand unknown at compile time: only its length is known
     assert infer("Reshape", x, tensor(i64, 3)) == tensor(f32, None, None, None)
     assert infer("Reshape", tensor(f32, 3, 4), tensor(i64, 1)) == tensor(f32, 12)
@@ -140,7 +142,8 @@ def test_squeeze(shape, axes):
 def test_scalar_axes_count_as_one_axis():
     # (onnx.reference rejects scalar axes; ONNX's own function bodies and ONNX Runtime use them)
     x = randn(3, 2)
-    assert run_kiln("Unsqueeze", [x, np.array(-1, np.int64)], const_inputs=[1])[0].shape == (3, 2, 1)
+    got = run_kiln("Unsqueeze", [x, np.array(-1, np.int64)], const_inputs=[1])[0]
+    assert got.shape == (3, 2, 1)
     assert run_kiln("Squeeze", [x[:, :1], np.array(1, np.int64)])[0].shape == (3,)
     assert infer("Unsqueeze", tensor(f32, "b"), tensor(i64)) == tensor(f32, None, None)
 
@@ -180,7 +183,8 @@ def test_views_are_marked():
         assert op.has(Trait.VIEW)
 
 
-@pytest.mark.parametrize("x", [randn(3, 5), np.array(2, np.int32), strings(3), np.zeros((0, 2), bool)])
+@pytest.mark.parametrize("x", [randn(3, 5), np.array(2, np.int32), strings(3),
+                               np.zeros((0, 2), bool)])
 def test_identity(x):
     check_op("Identity", [x])
 
@@ -258,7 +262,8 @@ def test_range_inference_and_errors():
     assert infer("Range", c(0), c(10), c(3)) == tensor(i64, 4)
     big = 2 ** 62   # exact integer arithmetic, no float rounding of the length
     assert infer("Range", c(big), c(big + 7), c(2)) == tensor(i64, 4)
-    assert run_kiln("Range", [c(big), c(big + 7), c(2)])[0].tolist() == [big, big + 2, big + 4, big + 6]
+    got = run_kiln("Range", [c(big), c(big + 7), c(2)])[0]
+    assert got.tolist() == [big, big + 2, big + 4, big + 6]
     assert infer("Range", tensor(i64), c(10), c(3)) == tensor(i64, None)
     with pytest.raises(TypeInferenceError):
         infer("Range", c(0), c(10), c(0))
@@ -272,7 +277,8 @@ def test_range_inference_and_errors():
                                      ((2, 7), -3), ((0, 3), 0)])
 def test_eye_like(shape, k):
     check_op("EyeLike", [randn(*shape)], {"k": k})
-    check_op("EyeLike", [rng.integers(0, 5, shape).astype(np.int32)], {"k": k, "dtype": DType.float64})
+    ints = rng.integers(0, 5, shape).astype(np.int32)
+    check_op("EyeLike", [ints], {"k": k, "dtype": DType.float64})
 
 
 def test_eye_like_errors():
@@ -331,19 +337,20 @@ def test_inference_survives_unknown_and_symbolic_shapes():
     from kiln.ir.graph import Value
     from kiln.ir.infer import infer_types
     from kiln.ir.ops import OP_TABLE
-    modules = {"kiln.ir.ops.shape", "kiln.ir.ops.movement", "kiln.ir.ops.layout", "kiln.ir.ops.indexing"}
+    modules = {f"kiln.ir.ops.{m}" for m in ("shape", "movement", "layout", "indexing")}
     mine = [op for op in OP_TABLE.values() if op.reference.__module__ in modules]
     assert len(mine) == 34
     shapes = [None, ("a", None, 3), (None,), (), ("n",)]
     special = {("Compress", 1): DType.bool, ("Dropout", 1): f32, ("Dropout", 2): DType.bool}
-    attrs = {"Concat": {"axis": 0}, "DepthToSpace": {"blocksize": 2}, "SpaceToDepth": {"blocksize": 2}}
+    attrs = {"Concat": {"axis": 0}, "DepthToSpace": {"blocksize": 2},
+             "SpaceToDepth": {"blocksize": 2}}
     for op in mine:
         for shape in shapes:
             for data_dtype in (f32, i64):
                 ins = []
                 for i in range(len(op.inputs)):
-                    data_like = i == 0 or op.name in ("ScatterND", "ScatterElements") and i == 2 or \
-                        op.name == "TensorScatter" and i == 1
+                    data_like = i == 0 or (op.name, i) in {
+                        ("ScatterND", 2), ("ScatterElements", 2), ("TensorScatter", 1)}
                     dt = special.get((op.name, i), data_dtype if data_like else i64)
                     ins.append(Value(f"v{i}", TensorType(dt, shape if i == 0 else (None,))))
                 try:
