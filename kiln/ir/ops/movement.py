@@ -251,6 +251,18 @@ def _pad_widths(pads: list[int], axes: list[int] | None, rank: int, fail) -> lis
     return widths
 
 
+def _pad_problem(mode: str, size: int, begin: int, end: int) -> str | None:
+    """Why `mode` cannot grow an axis of `size` (after cropping) by begin/end, or None."""
+    if mode == "constant" or not (begin or end):
+        return None
+    if size == 0:
+        return f"mode '{mode}' cannot extend an empty axis"
+    if mode == "reflect" and max(begin, end) > size - 1:
+        # a reflection excludes the edge, so it has size - 1 elements (ONNX Runtime's rule too)
+        return f"mode 'reflect' adds at most {size - 1} elements per side to an axis of {size}"
+    return None
+
+
 def _infer_pad(ctx: InferContext):
     x = ctx.tensor(0)
     check_dtype(ctx, 1, {DType.int64}, "Pad's pads")
@@ -275,9 +287,10 @@ def _infer_pad(ctx: InferContext):
         kept = d + min(b, 0) + min(e, 0) if isinstance(d, int) else None   # after cropping
         if kept is not None and kept < 0:
             ctx.fail(f"Pad {pads} removes more than the {d} elements of an axis")
-        if kept == 0 and ctx.attrs.mode != "constant" and (b > 0 or e > 0):
-            ctx.fail(f"Pad mode '{ctx.attrs.mode}' cannot extend an axis that is empty "
-                     f"(after cropping) with pads {pads}")
+        if kept is not None:
+            problem = _pad_problem(ctx.attrs.mode, kept, max(b, 0), max(e, 0))
+            if problem:
+                ctx.fail(f"Pad {pads}: {problem}")
         out.append(dim_add(d, b + e))
     return [x.with_shape(out)]
 
@@ -300,8 +313,9 @@ def _pad(ctx, x, pads, constant_value=None, axes=None):
         value = fill_value(x.dtype) if constant_value is None else constant_value.reshape(-1)[0]
         return np.pad(x, grow, mode="constant", constant_values=value).astype(x.dtype, copy=False)
     for axis, (b, e) in enumerate(grow):
-        if (b or e) and x.shape[axis] == 0:
-            fail(f"Pad mode '{mode}' cannot extend axis {axis}, which is empty")
+        problem = _pad_problem(mode, x.shape[axis], b, e)
+        if problem:
+            fail(f"axis {axis}: {problem}")
     return np.pad(x, grow, mode=mode)
 
 

@@ -7,6 +7,7 @@ from kiln.ir.dtypes import DType
 from kiln.ir.ops.movement import slice_range
 from kiln.ir.types import TensorType
 from tests.ir.ops.harness import check_op, run_kiln
+from tests.ir.ops.ort_check import check_op_ort
 
 rng = np.random.default_rng(1)
 f32, i64 = DType.float32, DType.int64
@@ -100,6 +101,10 @@ def test_split_num_outputs_uneven(n, dim):
     assert sum(g.shape[0] for g in got) == dim
 
 
+def test_split_uneven_matches_onnxruntime():
+    check_op_ort("Split", [randn(7, 2)], {"num_outputs": 3}, num_outputs=3, opset=18)
+
+
 def test_split_default_equal_parts_and_dtypes():
     check_op("Split", [randn(2, 6)], {"axis": 1}, num_outputs=3)
     for x in other_dtypes(4, 3):
@@ -161,7 +166,7 @@ def test_slice_clamps_like_onnx_for_large_negative_starts():
     assert slice_range(0, 0, -1, -1)[2] == 0
     x = np.arange(5, dtype=np.float32)
     operands = [np.array([v]) for v in (-100, INT64_MIN, 0, -1)]
-    got = run_kiln("Slice", [x, *operands])
+    got = check_op_ort("Slice", [x, *operands])
     assert got[0].tolist() == [0.0]
 
 
@@ -212,14 +217,23 @@ def test_pad_constant_value_and_dtypes():
     check_op("Pad", [np.zeros((0, 2), np.float32), np.array([1, 0, 1, 0], np.int64)])
 
 
-def test_pad_negative_pads_crop():
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad_negative_pads_crop_then_pad(mode):
+    # onnx.reference cannot crop; ONNX Runtime crops first, then pads what remains
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    for mode in ("constant", "edge"):
-        pads = np.array([-1, 1, 0, -2], np.int64)
-        got = run_kiln("Pad", [x, pads], {"mode": mode}, const_inputs=[1])[0]
-        fill = 0 if mode == "constant" else x[1:, 0:1]
-        want = np.concatenate([np.broadcast_to(fill, (2, 1)), x[1:, :2]], axis=1)
+    pads = np.array([-1, 1, 0, -2], np.int64)
+    got = check_op_ort("Pad", [x, pads], {"mode": mode}, const_inputs=[1])[0]
+    if mode == "edge":
+        want = np.concatenate([x[1:, :1], x[1:, :2]], axis=1)
         np.testing.assert_array_equal(got, want)
+
+
+def test_pad_reflect_is_limited_to_the_mirror_image():
+    with pytest.raises(TypeInferenceError, match="reflect"):
+        infer("Pad", tensor(f32, 3, 4), np.array([3, 0, 0, 0]), mode="reflect")
+    with pytest.raises(ExecutionError, match="reflect"):
+        run_kiln("Pad", [randn(1, 4), np.array([1, 0, 0, 0], np.int64)], {"mode": "reflect"})
+    check_op_ort("Pad", [randn(3, 4), np.array([2, 3, 0, 3], np.int64)], {"mode": "reflect"})
 
 
 def test_pad_inference_and_errors():
