@@ -43,7 +43,18 @@ def interpret(graph: Graph, feeds: Mapping[str, Any] | Sequence[Any]) -> list:
     """Run `graph` on `feeds` (by input name, or in input order); returns outputs in order."""
     values, _ = bind_inputs(graph.inputs, feeds)
     with np.errstate(all="ignore"):
-        return _run(graph, values, None)
+        outputs = _run(graph, values, None)
+    # an output may be a view of a constant or an input (Reshape, Slice...): hand out copies, so
+    # a caller writing into a result never changes the graph
+    return [_own(x) for x in outputs]
+
+
+def _own(x):
+    if isinstance(x, np.ndarray):
+        return x.copy() if x.base is not None or not x.flags.owndata else x
+    if isinstance(x, list):
+        return [_own(e) for e in x]
+    return x
 
 
 def interpret_named(graph: Graph, feeds: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:

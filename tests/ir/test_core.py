@@ -152,3 +152,16 @@ def test_errors_share_one_base():
                 errors.TypeInferenceError, errors.VerificationError, errors.IRParseError,
                 errors.ShapeMismatchError, errors.DTypeMismatchError, errors.ExecutionError):
         assert issubclass(cls, errors.KilnError)
+
+
+def test_outputs_never_alias_constants_or_inputs():
+    b = GraphBuilder()
+    x = b.input("x", tensor(f32, 2, 3))
+    c = b.constant(np.arange(6, dtype=np.float32), "c")
+    shape = b.constant(np.array([2, 3], np.int64), "shape")
+    b.output(b.Reshape(c, shape), b.Identity(x))
+    feed = np.zeros((2, 3), np.float32)
+    r, i = interpret(b.graph, {"x": feed})
+    r[...] = -1
+    i[...] = -1
+    assert b.graph.constants[0].data[0] == 0 and feed[0, 0] == 0
