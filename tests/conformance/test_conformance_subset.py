@@ -106,7 +106,7 @@ def test_runner_refuses_a_filter_that_matches_nothing(capsys):
 
 
 def test_a_crashing_or_hanging_worker_costs_only_its_case(monkeypatch):
-    def fake_run_case(case, backend, timeout):
+    def fake_run_case(case, backend, timeout, opt_level=0):
         if case.name == "crash":
             os._exit(3)
         if case.name == "hang":

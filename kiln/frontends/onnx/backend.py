@@ -3,7 +3,8 @@
     rep = KilnBackend.prepare(model)                 # imports the model
     outputs = rep.run([x])                           # by position, or {name: array}
 
-`backend=` picks what executes the imported Graph. "interpreter" (the default) runs kiln's
+`opt_level=` runs kiln's pass pipeline of that level first (0: the graph as imported).
+`backend=` picks what executes the Graph. "interpreter" (the default) runs kiln's
 reference interpreter; "native" compiles the graph to machine code once the native back end
 exists. An executor is any object with `run(feeds) -> list`; `EXECUTORS` maps names to
 factories `factory(graph) -> executor`, so a new back end plugs in with one entry.
@@ -58,6 +59,14 @@ def make_executor(graph: Graph, backend: str = "interpreter"):
     return factory(graph)
 
 
+def optimize(graph: Graph, level: int) -> Graph:
+    """Run kiln's pass pipeline of optimization level `level` over an imported graph."""
+    from ...options import CompileOptions
+    from ...pipeline import pipeline
+    from ...rewrite.pass_manager import PassContext, PassManager
+    return PassManager(pipeline(level)).run(graph, PassContext(CompileOptions(opt_level=level)))
+
+
 class KilnRep(onnx_backend.BackendRep):
     """A prepared model: the imported Graph and the executor that runs it."""
 
@@ -94,10 +103,13 @@ class KilnBackend(onnx_backend.Backend):
 
     @classmethod
     def prepare(cls, model, device: str = "CPU", backend: str = "interpreter",
-                **kwargs) -> KilnRep:
+                opt_level: int = 0, **kwargs) -> KilnRep:
+        """Import `model`, optimize it at `opt_level` (0: as imported), and ready `backend`."""
         if not cls.supports_device(device):
             raise KilnError(f"kiln runs on the CPU only, not on {device!r}", hint="use device='CPU'")
         graph = import_model(model, **kwargs)
+        if opt_level > 0:
+            graph = optimize(graph, opt_level)
         return KilnRep(graph, make_executor(graph, backend),
                        model if isinstance(model, onnx.ModelProto) else None)
 

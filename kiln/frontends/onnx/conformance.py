@@ -114,7 +114,8 @@ def _on_alarm(signum, frame):
     raise CaseTimeout()
 
 
-def run_case(case: Case, backend: str = "interpreter", timeout: float = DEFAULT_TIMEOUT) -> Result:
+def run_case(case: Case, backend: str = "interpreter", timeout: float = DEFAULT_TIMEOUT,
+             opt_level: int = 0) -> Result:
     """Run one case; never raises (errors become a failed Result)."""
     start = time.perf_counter()
     use_alarm = timeout and timeout > 0 and hasattr(signal, "setitimer")
@@ -124,7 +125,7 @@ def run_case(case: Case, backend: str = "interpreter", timeout: float = DEFAULT_
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            status, message = _run(case, backend)
+            status, message = _run(case, backend, opt_level)
     except CaseTimeout:
         status, message = "fail", f"timed out after {timeout:g} s"
     except Exception as e:  # the case failed: keep the error's first line
@@ -141,19 +142,19 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _run(case: Case, backend: str) -> tuple[str, str]:
+def _run(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
     import onnx
     from .backend import KilnBackend
     if case.model_bytes is not None:
         model = onnx.ModelProto.FromString(case.model_bytes)
-        rep = KilnBackend.prepare(model, backend=backend)
+        rep = KilnBackend.prepare(model, backend=backend, opt_level=opt_level)
         for inputs, expected in case.data_sets:
             got = rep.run(list(inputs))
             compare_outputs(expected, got, case.rtol, case.atol)
         return "pass", ""
     model_dir = case.model_dir
     if model_dir is None and case.url and case.url.startswith(LIGHT_PREFIX):
-        return _run_light(case, backend)
+        return _run_light(case, backend, opt_level)
     if model_dir is None:
         model_dir = _downloaded_model_dir(case)
         if model_dir is None:
@@ -161,7 +162,7 @@ def _run(case: Case, backend: str) -> tuple[str, str]:
     from .load import load_model
     model_path = os.path.join(model_dir, "model.onnx")
     model = load_model(model_path)
-    rep = KilnBackend.prepare(model, backend=backend)
+    rep = KilnBackend.prepare(model, backend=backend, opt_level=opt_level)
     sets = sorted(glob.glob(os.path.join(model_dir, "test_data_set*")))
     if not sets:
         return "skip", "no test data"
@@ -180,7 +181,7 @@ def _run(case: Case, backend: str) -> tuple[str, str]:
 LIGHT_PREFIX = "onnx/backend/test/data/light/"
 
 
-def _run_light(case: Case, backend: str) -> tuple[str, str]:
+def _run_light(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
     """A 'real' model shipped in light form (weights made by ConstantOfShape), run on the same
     deterministic input onnx's runner feeds it and checked against the stored output."""
     import onnx
@@ -203,7 +204,7 @@ def _run_light(case: Case, backend: str) -> tuple[str, str]:
     prefix = str(path)[: -len(".onnx")]
     expected = [read_pb(f"{prefix}_output_{i}.pb", out.type)
                 for i, out in enumerate(model.graph.output)]
-    got = KilnBackend.prepare(model, backend=backend).run(inputs)
+    got = KilnBackend.prepare(model, backend=backend, opt_level=opt_level).run(inputs)
     compare_outputs(expected, got, case.rtol, case.atol)
     return "pass", ""
 
@@ -290,21 +291,22 @@ def _worker_init():
     import kiln.ir.ops  # noqa: F401  (build the op table once per worker)
 
 
-def _worker_loop(conn, backend: str, timeout: float) -> None:
+def _worker_loop(conn, backend: str, timeout: float, opt_level: int) -> None:
     _worker_init()
     while True:
         case = conn.recv()
         if case is None:
             return
-        conn.send(run_case(case, backend, timeout))
+        conn.send(run_case(case, backend, timeout, opt_level))
 
 
 class _Worker:
     """One worker process fed one case at a time, so a crash or a hang costs only that case."""
 
-    def __init__(self, mp, backend: str, timeout: float):
+    def __init__(self, mp, backend: str, timeout: float, opt_level: int = 0):
         self.conn, child = mp.Pipe()
-        self.proc = mp.Process(target=_worker_loop, args=(child, backend, timeout), daemon=True)
+        self.proc = mp.Process(target=_worker_loop, args=(child, backend, timeout, opt_level),
+                               daemon=True)
         self.proc.start()
         child.close()
         self.case: Case | None = None
@@ -330,7 +332,7 @@ class _Worker:
 
 
 def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float,
-              on_result=None, grace: float = 10.0) -> list[Result]:
+              on_result=None, grace: float = 10.0, opt_level: int = 0) -> list[Result]:
     """Run cases in `jobs` worker processes (in this process when jobs is 1).
 
     A worker that dies, or outlives the case's time cap by `grace` seconds and more (stuck in
@@ -345,13 +347,13 @@ def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float,
     if jobs <= 1:
         import kiln.ir.ops  # noqa: F401
         for c in cases:
-            done(run_case(c, backend, timeout))
+            done(run_case(c, backend, timeout, opt_level))
         return results
     from multiprocessing.connection import wait
     mp = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     pending = list(reversed(cases))
     hard_limit = timeout * 1.5 + grace if timeout and timeout > 0 else None
-    workers = [_Worker(mp, backend, timeout) for _ in range(min(jobs, len(cases)))]
+    workers = [_Worker(mp, backend, timeout, opt_level) for _ in range(min(jobs, len(cases)))]
     try:
         for w in workers:
             if pending:
@@ -377,7 +379,7 @@ def run_cases(cases: list[Case], backend: str, jobs: int, timeout: float,
                     case = w.case
                     done(Result(case.name, case.category, "fail", failure, now - w.started))
                     w.kill()
-                    workers[i] = w = _Worker(mp, backend, timeout)
+                    workers[i] = w = _Worker(mp, backend, timeout, opt_level)
                 if w.case is None and pending:
                     w.give(pending.pop())
     finally:
@@ -392,6 +394,7 @@ class Report:
     results: list[Result]
     filters: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    opt_level: int = 0
 
     def counts(self, category: str | None = None) -> dict[str, int]:
         rs = [r for r in self.results if category is None or r.category == category]
@@ -406,7 +409,7 @@ class Report:
 
     def to_json(self) -> dict:
         fails, passes = self.unexpected()
-        out = {"backend": self.backend, **self.counts()}
+        out = {"backend": self.backend, "opt_level": self.opt_level, **self.counts()}
         ran = out["passed"] + out["failed"]
         out["pass_rate"] = round(out["passed"] / ran, 4) if ran else 0.0
         out["filters"] = self.filters
@@ -475,6 +478,8 @@ def main(argv=None) -> int:
                    help="run only this category (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every case and its error")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--opt-level", "-O", type=int, default=0, choices=[0, 1, 2, 3],
+                   help="run kiln's pass pipeline of this level before executing (default 0)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per case")
     p.add_argument("--strict", action="store_true", help="exit non-zero on unexpected failures")
     p.add_argument("--write-docs", action="store_true", help="regenerate docs/conformance.md")
@@ -495,9 +500,10 @@ def main(argv=None) -> int:
             msg = f": {r.message}" if r.message else ""
             print(f"{tag} {r.category}/{r.name} ({r.seconds:.2f}s){msg}", flush=True)
 
-    results = run_cases(cases, args.backend, max(1, args.jobs), args.timeout, show)
+    results = run_cases(cases, args.backend, max(1, args.jobs), args.timeout, show,
+                        opt_level=args.opt_level)
     report = Report(args.backend, sorted(results, key=lambda r: (r.category, r.name)),
-                    args.filter, time.perf_counter() - start)
+                    args.filter, time.perf_counter() - start, args.opt_level)
     data = report.to_json()
 
     for cat in CATEGORIES:
@@ -511,18 +517,19 @@ def main(argv=None) -> int:
               + (" ..." if len(passes) > 50 else ""))
     print(f"unexpected failures: {len(fails)}; expected failures that failed: "
           f"{data['failed'] - len(fails)}")
+    label = args.backend + (f"-O{args.opt_level}" if args.opt_level else "")
     json_path = args.json or ROOT / "build" / (
-        f"conformance-{args.backend}-filtered.json" if filtered else f"conformance-{args.backend}.json")
+        f"conformance-{label}-filtered.json" if filtered else f"conformance-{label}.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=1))
     if args.write_docs:
-        if filtered:
-            print("--write-docs needs a full run (no --filter/--category); docs not written",
+        if filtered or args.opt_level:
+            print("--write-docs needs a full -O0 run (no --filter/--category); docs not written",
                   file=sys.stderr)
         else:
             write_docs(report, ROOT / "docs" / "conformance.md")
     rate = 100 * data["pass_rate"]
-    print(f"conformance ({args.backend}): {data['passed']}/{data['total']} cases pass "
+    print(f"conformance ({label}): {data['passed']}/{data['total']} cases pass "
           f"({rate:.1f}% of those run), {data['failed']} fail, {data['skipped']} skipped, "
           f"{data['seconds']:.0f} s; results in {json_path}")
     if not filtered and len(all_cases) < MIN_CASES:
