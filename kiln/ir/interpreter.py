@@ -46,14 +46,15 @@ def interpret(graph: Graph, feeds: Mapping[str, Any] | Sequence[Any]) -> list:
         outputs = _run(graph, values, None)
     # an output may be a view of a constant or an input (Reshape, Slice...): hand out copies, so
     # a caller writing into a result never changes the graph
-    return [_own(x) for x in outputs]
+    borrowed = {id(x) for x in values} | {id(c.data) for c in graph.constants}
+    return [_own(x, borrowed) for x in outputs]
 
 
-def _own(x):
+def _own(x, borrowed: set):
     if isinstance(x, np.ndarray):
-        return x.copy() if x.base is not None or not x.flags.owndata else x
+        return x.copy() if id(x) in borrowed or x.base is not None or not x.flags.owndata else x
     if isinstance(x, list):
-        return [_own(e) for e in x]
+        return [_own(e, borrowed) for e in x]
     return x
 
 
