@@ -302,6 +302,20 @@ UPGRADES += [
 ]
 
 
+def test_label_encoder_1_is_upgraded():
+    ml = helper.make_opsetid("ai.onnx.ml", 1)
+    for x, elem, want in [
+        (np.array(["b", "z", "a"], dtype=object), TensorProto.STRING, np.array([1, -1, 0])),
+        (np.array([2, 0, 7], np.int64), TensorProto.INT64, np.array(["c", "a", "_Unused"], dtype=object)),
+    ]:
+        node = helper.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml",
+                                classes_strings=["a", "b", "c"])
+        m = model([node], [vi("x", elem, [3])], [helper.make_value_info("y", onnx.TypeProto())],
+                  opset=11, extra_opsets=[ml])
+        got = KilnBackend.run_model(m, [x])[0]
+        assert got.tolist() == want.tolist()
+
+
 def _old_model(opset, node, feeds, n_out):
     def elem(a):
         return helper.np_dtype_to_tensor_dtype(a.dtype)

@@ -40,10 +40,11 @@ class NodeDraft:
 
 @dataclass(frozen=True)
 class Adapter:
-    ops: tuple[str, ...]              # op names, or ("*",) for every default-domain op
+    ops: tuple[str, ...]              # op names, or ("*",) for every op of the domain
     below: int                        # schema versions older than this get converted
     convert: Callable | None          # convert(ctx, draft) -> None; None: form not supported
     doc: str
+    domain: str = ""                  # "" is ai.onnx
 
 
 # --- conversions -----------------------------------------------------------------------------
@@ -165,6 +166,18 @@ def scan8_batched_to_loop(ctx, d: NodeDraft) -> None:
     d.attrs = {"body": loop_body}
 
 
+def label_encoder_v1(ctx, d: NodeDraft) -> None:
+    """LabelEncoder-1 mapped strings to their index in classes_strings, or indices to strings."""
+    classes = tuple(d.attrs.pop("classes_strings", ()))
+    index = tuple(range(len(classes)))
+    if ctx.dtype(d.inputs[0]) is DType.string:
+        d.attrs.update(keys_strings=classes, values_int64s=index)
+        d.attrs.pop("default_string", None)
+    else:
+        d.attrs.update(keys_int64s=index, values_strings=classes)
+        d.attrs.pop("default_int64", None)
+
+
 def split_equal_parts(ctx, d: NodeDraft) -> None:
     """Opset 18 needs `num_outputs` when no `split` input is given; older forms split evenly."""
     if len(d.inputs) < 2 or d.inputs[1] is None:
@@ -280,21 +293,24 @@ ADAPTERS: list[Adapter] = [
     Adapter(REDUCE, 18, attr_to_input("axes", 1), "axes became an input (ReduceSum: 13, others: 18)"),
     Adapter(("Split",), 18, split_equal_parts, "Split-18 needs num_outputs for even splits"),
     Adapter(("DFT",), 20, dft_axis_to_input, "DFT-20 takes axis as an input"),
+    Adapter(("LabelEncoder",), 2, label_encoder_v1, "LabelEncoder-2 takes explicit key/value lists",
+            domain="ai.onnx.ml"),
 ]
 
 # Renamed ops, so the importer can tell which kiln op a node will become before converting it.
 RENAMES = {"Upsample": "Resize", "Scatter": "ScatterElements"}
 
 
-def adapters_for(op_type: str, since_version: int) -> list[Adapter]:
-    """The table entries that apply to a default-domain node whose schema is `since_version`."""
-    out = [a for a in ADAPTERS if since_version < a.below and (op_type in a.ops or "*" in a.ops)]
+def adapters_for(op_type: str, since_version: int, domain: str = "") -> list[Adapter]:
+    """The table entries that apply to a node whose schema is `since_version`."""
+    out = [a for a in ADAPTERS if since_version < a.below and a.domain == domain
+           and (op_type in a.ops or "*" in a.ops)]
     return sorted(out, key=lambda a: a.below)
 
 
-def unsupported_form(op_type: str, since_version: int) -> str | None:
+def unsupported_form(op_type: str, since_version: int, domain: str = "") -> str | None:
     """Why this old form cannot be upgraded, or None when it can."""
-    for a in adapters_for(op_type, since_version):
+    for a in adapters_for(op_type, since_version, domain):
         if a.convert is None:
             return a.doc
     return None
@@ -302,7 +318,7 @@ def unsupported_form(op_type: str, since_version: int) -> str | None:
 
 def adapt(ctx, draft: NodeDraft, since_version: int) -> NodeDraft:
     """Apply every conversion that the node's schema version calls for, oldest first."""
-    for a in adapters_for(draft.op_type, since_version):
+    for a in adapters_for(draft.op_type, since_version, draft.domain):
         if a.convert is None:
             ctx.fail(f"{draft.op_type} in its opset-{since_version} form is not supported: {a.doc}")
         a.convert(ctx, draft)

@@ -225,7 +225,7 @@ class _Importer:
         draft = NodeDraft(node.op_type, normalize_domain(node.domain), list(inputs), attrs,
                           list(node.output), node.name, attr_types=attr_types)
         ctx = _AdaptContext(self, scope, node, opsets)
-        if draft.domain == "" and since is not None:
+        if since is not None:
             adapters.adapt(ctx, draft, since)
         op = OP_TABLE.get(draft.op_type)
         if op is None:
@@ -422,8 +422,8 @@ def classify(imp: _Importer, node: onnx.NodeProto, opsets: dict) -> tuple[str, A
         return "local", imp.functions[key], None
     version = opsets.get(domain)
     since = schema_since(node.op_type, version, domain)
-    if domain == "" and since is not None:
-        reason = adapters.unsupported_form(node.op_type, since)
+    if since is not None:
+        reason = adapters.unsupported_form(node.op_type, since, domain)
         if reason:
             return "unsupported", f"old form {reason}", since
     name = adapters.target_name(node.op_type) if domain == "" else node.op_type
