@@ -80,6 +80,14 @@ def attr_to_input(attr: str, index: int, dtype=np.int64, *, like_input: int | No
     return convert
 
 
+def default_attr(name: str, value) -> Callable:
+    """The old form behaved as if `name` were `value`, which is no longer the default."""
+    def convert(ctx, d: NodeDraft) -> None:
+        d.attrs.setdefault(name, value)
+    convert.__name__ = f"default_{name}"
+    return convert
+
+
 def rename_attr(old: str, new: str) -> Callable:
     def convert(ctx, d: NodeDraft) -> None:
         if old in d.attrs:
@@ -166,6 +174,29 @@ def scan8_batched_to_loop(ctx, d: NodeDraft) -> None:
     d.attrs = {"body": loop_body}
 
 
+def tile_axis_form(ctx, d: NodeDraft) -> None:
+    """Tile-1 repeated `tiles` times along one `axis` (both inputs); now one repeat per axis."""
+    x, tiles, axis = (d.inputs + [None, None])[:3]
+    rank = ctx.rank(x)
+    if tiles is None or axis is None or not tiles.is_constant or not axis.is_constant or rank is None:
+        ctx.fail("Tile-1 is supported only with constant tiles and axis on an input of known rank")
+    repeats = np.ones(rank, np.int64)
+    repeats[int(axis.data.reshape(-1)[0])] = int(tiles.data.reshape(-1)[0])
+    d.inputs = [x, ctx.const(repeats, f"{d.name or 'tile'}_repeats")]
+
+
+def grid_sample_mode_names(ctx, d: NodeDraft) -> None:
+    """GridSample-20 renamed the modes bilinear -> linear and bicubic -> cubic."""
+    mode = d.attrs.get("mode")
+    d.attrs["mode"] = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode) if mode else "linear"
+
+
+def lp_norm_int_p(ctx, d: NodeDraft) -> None:
+    if "p" in d.attrs:
+        d.attrs["p"] = int(round(d.attrs["p"]))
+        d.attr_types.pop("p", None)
+
+
 def label_encoder_v1(ctx, d: NodeDraft) -> None:
     """LabelEncoder-1 mapped strings to their index in classes_strings, or indices to strings."""
     classes = tuple(d.attrs.pop("classes_strings", ()))
@@ -227,10 +258,6 @@ def keep_first_output(ctx, d: NodeDraft) -> None:
     d.outputs = d.outputs[:1]
 
 
-def concat_default_axis(ctx, d: NodeDraft) -> None:
-    d.attrs.setdefault("axis", 1)
-
-
 def cast_to_from_string(ctx, d: NodeDraft) -> None:
     to = d.attrs.get("to")
     if isinstance(to, str):
@@ -259,7 +286,7 @@ REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax"
 ADAPTERS: list[Adapter] = [
     Adapter(("*",), 6, drop_attrs("consumed_inputs"), "consumed_inputs was dropped in opset 6"),
     Adapter(("Cast",), 6, cast_to_from_string, "Cast-1 named the target type as a string"),
-    Adapter(("Concat",), 4, concat_default_axis, "Concat-1 defaulted axis to 1"),
+    Adapter(("Concat",), 4, default_attr("axis", 1), "Concat-1 defaulted axis to 1"),
     Adapter(("Pad",), 2, rename_attr("paddings", "pads"), "Pad-1 called pads 'paddings'"),
     Adapter(("Reshape",), 5, attr_to_input("shape", 1), "Reshape-5 takes the shape as an input"),
     Adapter(BINARY_LEGACY, 7, legacy_broadcast, "opset 7 switched to NumPy broadcasting"),
@@ -270,7 +297,8 @@ ADAPTERS: list[Adapter] = [
     Adapter(("RNN", "GRU", "LSTM"), 7, drop_attrs("output_sequence"), "dropped in opset 7"),
     Adapter(("BatchNormalization",), 9, drop_attrs("spatial"), "spatial was dropped in opset 9"),
     Adapter(("Scan",), 9, scan8_batched_to_loop, "Scan-8 ran over a batch axis; now a Loop of Scans"),
-    Adapter(("Tile",), 6, None, "Tile-1 (tiles and axis inputs)"),
+    Adapter(("Tile",), 6, tile_axis_form, "Tile-6 takes one repeat count per axis"),
+    Adapter(("LpPool", "GlobalLpPool"), 2, lp_norm_int_p, "p became an integer in opset 2"),
     Adapter(("Slice",), 10, chain(attr_to_input("starts", 1), attr_to_input("ends", 2),
                                   attr_to_input("axes", 3)), "Slice-10 takes starts/ends/axes as inputs"),
     Adapter(("TopK",), 10, attr_to_input("k", 1), "TopK-10 takes k as an input"),
@@ -292,6 +320,9 @@ ADAPTERS: list[Adapter] = [
             "BatchNormalization-14 returns running statistics only in training mode"),
     Adapter(REDUCE, 18, attr_to_input("axes", 1), "axes became an input (ReduceSum: 13, others: 18)"),
     Adapter(("Split",), 18, split_equal_parts, "Split-18 needs num_outputs for even splits"),
+    Adapter(("RoiAlign",), 16, default_attr("coordinate_transformation_mode", "output_half_pixel"),
+            "RoiAlign-10 sampled with output_half_pixel coordinates (16 defaults to half_pixel)"),
+    Adapter(("GridSample",), 20, grid_sample_mode_names, "GridSample-20 renamed its modes"),
     Adapter(("DFT",), 20, dft_axis_to_input, "DFT-20 takes axis as an input"),
     Adapter(("LabelEncoder",), 2, label_encoder_v1, "LabelEncoder-2 takes explicit key/value lists",
             domain="ai.onnx.ml"),
