@@ -328,6 +328,67 @@ ADAPTERS: list[Adapter] = [
             domain="ai.onnx.ml"),
 ]
 
+# --- experimental ops of opsets 1-9 that ONNX has since removed (old model zoo models use them) --
+
+def _scalar_like(ctx, d: NodeDraft, value, what: str):
+    return ctx.const(np.asarray(value, ctx.dtype(d.inputs[0]).np), f"{d.name or d.op_type}_{what}")
+
+
+def image_scaler(ctx, d: NodeDraft) -> None:
+    """ImageScaler: y = scale * x + bias[c] (bias per channel of NCHW)."""
+    x = d.inputs[0]
+    scaled = ctx.emit("Mul", [x, _scalar_like(ctx, d, d.attrs.get("scale", 1.0), "scale")])[0]
+    bias = np.asarray(d.attrs.get("bias", (0.0,)), ctx.dtype(x).np)
+    rank = ctx.rank(x) or 4
+    d.op_type, d.attrs = "Add", {}
+    d.inputs = [scaled, ctx.const(bias.reshape((1, -1) + (1,) * (rank - 2)), f"{d.name or 'imagescaler'}_bias")]
+
+
+def affine(ctx, d: NodeDraft) -> None:
+    """Affine: y = alpha * x + beta."""
+    scaled = ctx.emit("Mul", [d.inputs[0], _scalar_like(ctx, d, d.attrs.get("alpha", 1.0), "alpha")])[0]
+    d.op_type, d.inputs = "Add", [scaled, _scalar_like(ctx, d, d.attrs.get("beta", 0.0), "beta")]
+    d.attrs = {}
+
+
+def scaled_activation(inner: str) -> Callable:
+    """ScaledTanh / ParametricSoftplus: y = alpha * f(beta * x)."""
+    def convert(ctx, d: NodeDraft) -> None:
+        x = ctx.emit("Mul", [d.inputs[0], _scalar_like(ctx, d, d.attrs.get("beta", 1.0), "beta")])[0]
+        y = ctx.emit(inner, [x])[0]
+        d.op_type, d.inputs = "Mul", [y, _scalar_like(ctx, d, d.attrs.get("alpha", 1.0), "alpha")]
+        d.attrs = {}
+    return convert
+
+
+def crop(ctx, d: NodeDraft) -> None:
+    """Crop: border (left, top, right, bottom) and an optional output size (scale: height, width)."""
+    x = d.inputs[0]
+    left, top, right, bottom = (tuple(d.attrs.get("border", ())) + (0, 0, 0, 0))[:4]
+    size = tuple(d.attrs.get("scale", ()))
+    if size:
+        ends = [top + size[0], left + size[1]]
+    else:
+        t = x.type
+        if not isinstance(t, TensorType) or t.shape is None or not all(
+                isinstance(v, int) for v in t.shape[2:4]):
+            ctx.fail("Crop without `scale` needs static height and width")
+        ends = [t.shape[2] - bottom, t.shape[3] - right]
+    name = d.name or "crop"
+    d.op_type, d.attrs = "Slice", {}
+    d.inputs = [x, ctx.const(np.array([top, left], np.int64), f"{name}_starts"),
+                ctx.const(np.array(ends, np.int64), f"{name}_ends"),
+                ctx.const(np.array([2, 3], np.int64), f"{name}_axes")]
+
+
+LEGACY_OPS: dict[str, Callable] = {
+    "ImageScaler": image_scaler,
+    "Affine": affine,
+    "ScaledTanh": scaled_activation("Tanh"),
+    "ParametricSoftplus": scaled_activation("Softplus"),
+    "Crop": crop,
+}
+
 # Renamed ops, so the importer can tell which kiln op a node will become before converting it.
 RENAMES = {"Upsample": "Resize", "Scatter": "ScatterElements"}
 
@@ -347,8 +408,14 @@ def unsupported_form(op_type: str, since_version: int, domain: str = "") -> str 
     return None
 
 
-def adapt(ctx, draft: NodeDraft, since_version: int) -> NodeDraft:
-    """Apply every conversion that the node's schema version calls for, oldest first."""
+def adapt(ctx, draft: NodeDraft, since_version: int | None) -> NodeDraft:
+    """Apply every conversion that the node's schema version calls for, oldest first.
+
+    since_version None: ONNX no longer knows the op; only the legacy table can convert it."""
+    if since_version is None:
+        if draft.domain == "" and draft.op_type in LEGACY_OPS:
+            LEGACY_OPS[draft.op_type](ctx, draft)
+        return draft
     for a in adapters_for(draft.op_type, since_version, draft.domain):
         if a.convert is None:
             ctx.fail(f"{draft.op_type} in its opset-{since_version} form is not supported: {a.doc}")

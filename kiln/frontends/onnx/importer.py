@@ -225,8 +225,7 @@ class _Importer:
         draft = NodeDraft(node.op_type, normalize_domain(node.domain), list(inputs), attrs,
                           list(node.output), node.name, attr_types=attr_types)
         ctx = _AdaptContext(self, scope, node, opsets)
-        if since is not None:
-            adapters.adapt(ctx, draft, since)
+        adapters.adapt(ctx, draft, since)
         op = OP_TABLE.get(draft.op_type)
         if op is None:
             raise UnsupportedOpError(f"op {draft.op_type} (needed for {node.op_type}) is not supported",
@@ -426,6 +425,8 @@ def classify(imp: _Importer, node: onnx.NodeProto, opsets: dict) -> tuple[str, A
         reason = adapters.unsupported_form(node.op_type, since, domain)
         if reason:
             return "unsupported", f"old form {reason}", since
+    if domain == "" and since is None and node.op_type in adapters.LEGACY_OPS:
+        return "kiln", node.op_type, None
     name = adapters.target_name(node.op_type) if domain == "" else node.op_type
     op = OP_TABLE.get(name)
     if op is not None and normalize_domain(op.domain) == domain:
