@@ -20,12 +20,10 @@ where the two agree. Graph outputs keep their ONNX names; node names are kept fo
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, defs
+from onnx import AttributeProto
 
 from ...errors import AttributeValueError, ModelLoadError, UnsupportedOpError
 from ...ir.attrs import check_attr_values
@@ -37,26 +35,14 @@ from ...ir.ops import OP_TABLE
 from ...ir.types import OptionalType, SequenceType, TensorType, Type, refine, types_compatible
 from . import adapters
 from .adapters import NodeDraft
+from .functions import local_function_attrs, resolve_attribute_refs, schema_attrs, schema_function
 from .load import load_external_data, load_model, parse_model
-from .protos import normalize_domain, sparse_to_array, tensor_to_array, type_from_proto, type_to_proto
+from .protos import (ACCEPTS, decode_attributes, normalize_domain, onnx_kind_names,
+                     sparse_to_array, tensor_to_array, type_from_proto)
+from .support import check_supported, classify, qualified_name
 
 MAX_FUNCTION_DEPTH = 64
-
 A = AttributeProto
-# Which ONNX attribute types may fill an attribute of each kiln kind.
-_ACCEPTS = {
-    AttrKind.INT: {A.INT},
-    AttrKind.FLOAT: {A.FLOAT, A.INT},
-    AttrKind.STRING: {A.STRING},
-    AttrKind.INTS: {A.INTS},
-    AttrKind.FLOATS: {A.FLOATS, A.INTS},
-    AttrKind.STRINGS: {A.STRINGS},
-    AttrKind.TENSOR: {A.TENSOR, A.SPARSE_TENSOR},
-    AttrKind.GRAPH: {A.GRAPH},
-    AttrKind.GRAPHS: {A.GRAPHS},
-    AttrKind.TYPE: {A.TYPE_PROTO},
-    AttrKind.DTYPE: {A.INT},
-}
 
 
 def import_model(model: onnx.ModelProto | str | os.PathLike | bytes, *,
@@ -172,15 +158,15 @@ class _Importer:
         if how == "kiln":
             self._convert(node, what, since, inputs, scope, opsets)
         elif how == "local":
-            self._expand(node, what, inputs, scope, opsets, _local_function_attrs(what))
+            self._expand(node, what, inputs, scope, opsets, local_function_attrs(what))
         elif how == "schema":
             fproto = schema_function(what, opsets.get(domain), node, inputs)
             if fproto is None:
-                raise UnsupportedOpError(f"op {_qual(domain, node.op_type)} is not supported",
+                raise UnsupportedOpError(f"op {qualified_name(domain, node.op_type)} is not supported",
                                          ops=[node.op_type], node=_ErrNode(node))
-            self._expand(node, fproto, inputs, scope, opsets, _schema_attrs(what))
+            self._expand(node, fproto, inputs, scope, opsets, schema_attrs(what))
         else:
-            raise UnsupportedOpError(f"op {_qual(domain, node.op_type)} is not supported"
+            raise UnsupportedOpError(f"op {qualified_name(domain, node.op_type)} is not supported"
                                      + (f": {what}" if what else ""),
                                      ops=[node.op_type], node=_ErrNode(node))
 
@@ -263,9 +249,9 @@ class _Importer:
                 out[name] = value       # check_attr_values reports it, listing what the op takes
                 continue
             onnx_type = draft.attr_types.get(name)
-            if onnx_type is not None and onnx_type not in _ACCEPTS[spec.kind]:
+            if onnx_type is not None and onnx_type not in ACCEPTS[spec.kind]:
                 raise AttributeValueError(
-                    f"attribute '{name}' must be an ONNX {_onnx_kind(spec.kind)}, "
+                    f"attribute '{name}' must be an ONNX {onnx_kind_names(spec.kind)}, "
                     f"got {A.AttributeType.Name(onnx_type)}", node=knode,
                     hint="the model is malformed; check it with onnx.checker")
             out[name] = self._attr_value(spec.kind, name, value, draft, knode, scope, opsets)
@@ -398,237 +384,6 @@ class _ErrNode:
     def __init__(self, node: onnx.NodeProto):
         self.name = node.name
         self.op = type("op", (), {"name": node.op_type})()
-
-
-# --- classification and the unsupported-op check ------------------------------------------------
-
-def schema_since(op_type: str, version: int | None, domain: str) -> int | None:
-    """since_version of the schema the model's opset selects, None if ONNX has no such op."""
-    try:
-        if version is None:
-            return defs.get_schema(op_type, domain=domain).since_version
-        return defs.get_schema(op_type, version, domain).since_version
-    except defs.SchemaError:
-        return None
-
-
-def classify(imp: _Importer, node: onnx.NodeProto, opsets: dict) -> tuple[str, Any, int | None]:
-    """How a node is handled: ("kiln", op name, since) | ("local", FunctionProto, None) |
-    ("schema", OpSchema, since) | ("unsupported", reason, since)."""
-    domain = normalize_domain(node.domain)
-    key = (domain, node.op_type, node.overload)
-    if key in imp.functions:
-        return "local", imp.functions[key], None
-    version = opsets.get(domain)
-    since = schema_since(node.op_type, version, domain)
-    if since is not None:
-        reason = adapters.unsupported_form(node.op_type, since, domain)
-        if reason:
-            return "unsupported", f"old form {reason}", since
-    if domain == "" and since is None and node.op_type in adapters.LEGACY_OPS:
-        return "kiln", node.op_type, None
-    name = adapters.target_name(node.op_type) if domain == "" else node.op_type
-    op = OP_TABLE.get(name)
-    if op is not None and normalize_domain(op.domain) == domain:
-        return "kiln", name, since
-    if since is not None:
-        schema = defs.get_schema(node.op_type, version, domain) if version is not None else \
-            defs.get_schema(node.op_type, domain=domain)
-        if schema.has_function or schema.has_context_dependent_function:
-            return "schema", schema, since
-    return "unsupported", "", since
-
-
-def check_supported(imp: _Importer) -> None:
-    """Walk the whole model and raise one UnsupportedOpError naming every op kiln cannot run."""
-    missing: dict[str, list[str]] = defaultdict(list)
-    reasons: dict[str, str] = {}
-    seen_functions: set = set()
-
-    def walk(nodes, opsets):
-        for node in nodes:
-            domain = normalize_domain(node.domain)
-            for a in node.attribute:
-                if a.type == A.GRAPH:
-                    walk(a.g.node, opsets)
-                for g in a.graphs:
-                    walk(g.node, opsets)
-            if domain == "" and node.op_type == "Constant":
-                continue
-            how, what, _ = classify(imp, node, opsets)
-            if how == "local":
-                key = (domain, node.op_type, node.overload)
-                if key not in seen_functions:
-                    seen_functions.add(key)
-                    fops = dict(opsets)
-                    fops.update({normalize_domain(o.domain): o.version for o in what.opset_import})
-                    walk(what.node, fops)
-            elif how == "schema":
-                if what.has_function:
-                    key = ("schema", domain, node.op_type)
-                    if key not in seen_functions:
-                        seen_functions.add(key)
-                        fproto = schema_function(what, opsets.get(domain), node, None)
-                        if fproto is not None:
-                            fops = dict(opsets)
-                            fops.update({normalize_domain(o.domain): o.version
-                                         for o in fproto.opset_import})
-                            walk(fproto.node, fops)
-            elif how == "unsupported":
-                label = _qual(domain, node.op_type)
-                missing[label].append(node.name)
-                if what:
-                    reasons[label] = what
-
-    walk(imp.model.graph.node, imp.opsets)
-    if missing:
-        parts = []
-        for label, names in sorted(missing.items()):
-            named = [repr(n) for n in names if n][:3]
-            s = f"{label} ({len(names)} node{'s' if len(names) != 1 else ''}"
-            s += f", e.g. {', '.join(named)})" if named else ")"
-            if label in reasons:
-                s += f" [{reasons[label]}]"
-            parts.append(s)
-        raise UnsupportedOpError(
-            f"the model uses {len(missing)} op type(s) kiln does not support: " + "; ".join(parts),
-            ops=sorted(missing), hint="see docs/ir.md for the ops kiln supports")
-
-
-def _qual(domain: str, op_type: str) -> str:
-    return f"{domain}::{op_type}" if domain else op_type
-
-
-# --- function bodies --------------------------------------------------------------------------
-
-def schema_function(schema, opset_version: int | None, node: onnx.NodeProto,
-                    inputs) -> onnx.FunctionProto | None:
-    """The function body ONNX defines for `schema` at the model's opset (None if unavailable).
-
-    Context-dependent bodies need the input types; with `inputs` None they are not built."""
-    version = opset_version if opset_version is not None else defs.onnx_opset_version()
-    data = b""
-    if schema.has_function:
-        data = schema.get_function_with_opset_version(version)
-    if not data and schema.has_context_dependent_function and inputs is not None:
-        versions = [v for v in schema.context_dependent_function_opset_versions if v <= version]
-        if versions:
-            full = onnx.NodeProto()
-            full.CopyFrom(node)
-            given = {a.name for a in node.attribute}
-            for name, a in schema.attributes.items():
-                if name not in given and a.default_value.type != A.UNDEFINED:
-                    full.attribute.append(a.default_value)
-            types = [type_to_proto(v.type if v is not None else None).SerializeToString()
-                     for v in inputs]
-            try:
-                data = schema.get_context_dependent_function_with_opset_version(
-                    max(versions), full.SerializeToString(), types)
-            except Exception:   # the builder rejects these inputs: treat as unavailable
-                data = b""
-    if not data:
-        return None
-    fproto = onnx.FunctionProto()
-    fproto.ParseFromString(data)
-    return fproto if len(fproto.node) else None
-
-
-def _schema_attrs(schema) -> dict[str, AttributeProto]:
-    out = {}
-    for name, a in schema.attributes.items():
-        if a.default_value.type != A.UNDEFINED:
-            d = AttributeProto()
-            d.CopyFrom(a.default_value)
-            d.name = name
-            out[name] = d
-    return out
-
-
-def _local_function_attrs(fproto: onnx.FunctionProto) -> dict[str, AttributeProto]:
-    return {a.name: a for a in fproto.attribute_proto}
-
-
-def resolve_attribute_refs(node: onnx.NodeProto, caller: dict[str, AttributeProto]) -> onnx.NodeProto:
-    """A copy of a function-body node with `ref_attr_name` attributes replaced by the caller's."""
-    if not any(a.ref_attr_name or a.type in (A.GRAPH, A.GRAPHS) for a in node.attribute):
-        return node
-    out = onnx.NodeProto()
-    out.CopyFrom(node)
-    del out.attribute[:]
-    for a in node.attribute:
-        if a.ref_attr_name:
-            if a.ref_attr_name not in caller:
-                continue
-            b = AttributeProto()
-            b.CopyFrom(caller[a.ref_attr_name])
-            b.name = a.name
-            out.attribute.append(b)
-            continue
-        b = AttributeProto()
-        b.CopyFrom(a)
-        if a.type == A.GRAPH:
-            _resolve_graph_refs(b.g, caller)
-        for g in b.graphs:
-            _resolve_graph_refs(g, caller)
-        out.attribute.append(b)
-    return out
-
-
-def _resolve_graph_refs(g: onnx.GraphProto, caller) -> None:
-    nodes = [resolve_attribute_refs(n, caller) for n in g.node]
-    del g.node[:]
-    g.node.extend(nodes)
-
-
-# --- attributes -------------------------------------------------------------------------------
-
-def decode_attributes(node: onnx.NodeProto) -> tuple[dict[str, Any], dict[str, int]]:
-    """Attribute values in plain Python (graphs stay GraphProtos) and their ONNX type codes."""
-    values, types = {}, {}
-    for a in node.attribute:
-        t = a.type
-        if t == A.UNDEFINED:
-            raise AttributeValueError(f"attribute '{a.name}' of {node.op_type} node '{node.name}' "
-                                      f"has no type", hint="the model is malformed")
-        values[a.name] = _decode(a)
-        types[a.name] = t
-    return values, types
-
-
-def _decode(a: AttributeProto):
-    t = a.type
-    if t == A.INT:
-        return int(a.i)
-    if t == A.FLOAT:
-        return float(a.f)
-    if t == A.STRING:
-        return a.s.decode("utf-8")
-    if t == A.INTS:
-        return tuple(int(x) for x in a.ints)
-    if t == A.FLOATS:
-        return tuple(float(x) for x in a.floats)
-    if t == A.STRINGS:
-        return tuple(s.decode("utf-8") for s in a.strings)
-    if t == A.TENSOR:
-        return tensor_to_array(a.t, f"attribute '{a.name}'")
-    if t == A.SPARSE_TENSOR:
-        return sparse_to_array(a.sparse_tensor)
-    if t == A.TENSORS:
-        return tuple(tensor_to_array(x) for x in a.tensors)
-    if t == A.GRAPH:
-        return a.g
-    if t == A.GRAPHS:
-        return tuple(a.graphs)
-    if t == A.TYPE_PROTO:
-        return type_from_proto(a.tp, f"attribute '{a.name}'")
-    if t == A.TYPE_PROTOS:
-        return tuple(type_from_proto(x) for x in a.type_protos)
-    raise AttributeValueError(f"attribute '{a.name}' has unsupported ONNX type "
-                              f"{A.AttributeType.Name(t)}")
-
-
-def _onnx_kind(kind: AttrKind) -> str:
-    return " or ".join(sorted(A.AttributeType.Name(t) for t in _ACCEPTS[kind]))
 
 
 # --- subgraph inputs ----------------------------------------------------------------------------

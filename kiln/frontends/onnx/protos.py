@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import AttributeProto, numpy_helper
 
-from ...errors import ModelLoadError
+from ...errors import AttributeValueError, ModelLoadError
 from ...ir.dtypes import DType
+from ...ir.opdef import AttrKind
 from ...ir.types import OptionalType, SequenceType, TensorType, Type
 
 
@@ -135,3 +138,71 @@ def array_to_tensor(arr: np.ndarray, name: str = "") -> onnx.TensorProto:
                              for s in arr.reshape(-1))
         return t
     return numpy_helper.from_array(arr, name)
+
+
+# --- attributes ---------------------------------------------------------------------------------
+
+A = AttributeProto
+# Which ONNX attribute types may fill an attribute of each kiln kind.
+ACCEPTS = {
+    AttrKind.INT: {A.INT},
+    AttrKind.FLOAT: {A.FLOAT, A.INT},
+    AttrKind.STRING: {A.STRING},
+    AttrKind.INTS: {A.INTS},
+    AttrKind.FLOATS: {A.FLOATS, A.INTS},
+    AttrKind.STRINGS: {A.STRINGS},
+    AttrKind.TENSOR: {A.TENSOR, A.SPARSE_TENSOR},
+    AttrKind.GRAPH: {A.GRAPH},
+    AttrKind.GRAPHS: {A.GRAPHS},
+    AttrKind.TYPE: {A.TYPE_PROTO},
+    AttrKind.DTYPE: {A.INT},
+}
+
+
+def decode_attributes(node: onnx.NodeProto) -> tuple[dict[str, Any], dict[str, int]]:
+    """Attribute values in plain Python (graphs stay GraphProtos) and their ONNX type codes."""
+    values, types = {}, {}
+    for a in node.attribute:
+        t = a.type
+        if t == A.UNDEFINED:
+            raise AttributeValueError(f"attribute '{a.name}' of {node.op_type} node '{node.name}' "
+                                      f"has no type", hint="the model is malformed")
+        values[a.name] = _decode(a)
+        types[a.name] = t
+    return values, types
+
+
+def _decode(a: AttributeProto):
+    t = a.type
+    if t == A.INT:
+        return int(a.i)
+    if t == A.FLOAT:
+        return float(a.f)
+    if t == A.STRING:
+        return a.s.decode("utf-8")
+    if t == A.INTS:
+        return tuple(int(x) for x in a.ints)
+    if t == A.FLOATS:
+        return tuple(float(x) for x in a.floats)
+    if t == A.STRINGS:
+        return tuple(s.decode("utf-8") for s in a.strings)
+    if t == A.TENSOR:
+        return tensor_to_array(a.t, f"attribute '{a.name}'")
+    if t == A.SPARSE_TENSOR:
+        return sparse_to_array(a.sparse_tensor)
+    if t == A.TENSORS:
+        return tuple(tensor_to_array(x) for x in a.tensors)
+    if t == A.GRAPH:
+        return a.g
+    if t == A.GRAPHS:
+        return tuple(a.graphs)
+    if t == A.TYPE_PROTO:
+        return type_from_proto(a.tp, f"attribute '{a.name}'")
+    if t == A.TYPE_PROTOS:
+        return tuple(type_from_proto(x) for x in a.type_protos)
+    raise AttributeValueError(f"attribute '{a.name}' has unsupported ONNX type "
+                              f"{A.AttributeType.Name(t)}")
+
+
+def onnx_kind_names(kind: AttrKind) -> str:
+    return " or ".join(sorted(A.AttributeType.Name(t) for t in ACCEPTS[kind]))
