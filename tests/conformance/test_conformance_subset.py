@@ -8,6 +8,7 @@ is that single op. A case must pass unless expected_failures.py lists it. The fu
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 
@@ -103,6 +104,19 @@ def test_a_failing_case_reports_its_error():
 
 def test_runner_refuses_a_filter_that_matches_nothing(capsys):
     assert main(["--filter", "no_such_case_anywhere", "--jobs", "1"]) != 0
+
+
+def test_runner_writes_its_json_record(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["--filter", "test_relu", "--filter", "test_single_relu_model", "--jobs", "1",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["total"] == data["passed"] + data["failed"] + data["skipped"] >= 3
+    assert set(data["categories"]) == {"node", "simple"}
+    assert data["categories"]["simple"]["total"] == 1
+    for key in ("failures", "unexpected_failures", "unexpected_passes", "backend", "pass_rate"):
+        assert key in data
+    assert "node:" in capsys.readouterr().out
 
 
 def test_a_crashing_or_hanging_worker_costs_only_its_case(monkeypatch):

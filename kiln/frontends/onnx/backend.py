@@ -50,6 +50,18 @@ EXECUTORS: dict[str, Callable[[Graph], Any]] = {
 }
 
 
+def backend_available(backend: str) -> str | None:
+    """None when `backend` can run here, else why not."""
+    if backend not in EXECUTORS:
+        return f"unknown back end {backend!r} (choose one of {sorted(EXECUTORS)})"
+    if backend == "native":
+        try:
+            from ...runtime import compile_graph  # noqa: F401
+        except ImportError:
+            return "the native back end is not available in this build of kiln"
+    return None
+
+
 def make_executor(graph: Graph, backend: str = "interpreter"):
     try:
         factory = EXECUTORS[backend]

@@ -405,6 +405,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="where to write the results (default build/...)")
     args = p.parse_args(argv)
 
+    from .backend import backend_available
+    problem = backend_available(args.backend)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     all_cases = collect()
     cases = select(all_cases, args.filter, args.category)
