@@ -59,6 +59,11 @@ class VerificationError(KilnError):
         super().__init__(f"[{rule}] {message}", node=node, hint=hint)
 
 
+class ScheduleError(KilnError):
+    """A schedule transform cannot apply: no such loop, loops not nested as it needs, or a
+    change that could alter the kernel's results."""
+
+
 class IRParseError(KilnError):
     """The Graph IR text is malformed; the message gives line and column."""
 
