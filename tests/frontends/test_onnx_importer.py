@@ -75,6 +75,17 @@ def test_initializer_listed_as_input_is_constant_unless_fed():
     np.testing.assert_array_equal(interpret(fed, {"x": x, "w": x})[0], x * x)
 
 
+def test_backend_feeds_an_initializer_input_by_name():
+    w = np.full((3,), 2.0, np.float32)
+    m = model([helper.make_node("Mul", ["x", "w"], ["y"])], [vi("x", shape=[3]), vi("w", shape=[3])],
+              [vi("y", shape=[3])], initializers=[numpy_helper.from_array(w, "w")], ir_version=4)
+    rep = KilnBackend.prepare(m)
+    x = np.array([1, 2, 3], np.float32)
+    np.testing.assert_array_equal(rep.run([x])[0], x * 2)
+    np.testing.assert_array_equal(rep.run({"x": x, "w": x})[0], x * x)
+    np.testing.assert_array_equal(rep.run({"x": x})[0], x * 2)
+
+
 @pytest.mark.parametrize("attr, value, expected", [
     ("value", numpy_helper.from_array(np.array([[1, 2]], np.int32)), np.array([[1, 2]], np.int32)),
     ("value_float", 1.5, np.array(1.5, np.float32)),

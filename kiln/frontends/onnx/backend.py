@@ -5,9 +5,10 @@
 
 `opt_level=` runs kiln's pass pipeline of that level first (0: the graph as imported).
 `backend=` picks what executes the Graph. "interpreter" (the default) runs kiln's
-reference interpreter; "native" compiles the graph to machine code once the native back end
-exists. An executor is any object with `run(feeds) -> list`; `EXECUTORS` maps names to
-factories `factory(graph) -> executor`, so a new back end plugs in with one entry.
+reference interpreter; "native" compiles the graph to machine code through
+`kiln.runtime.compile_graph(graph)` once the native back end exists. An executor is any object
+with `run(feeds) -> list` (feeds by input name); `EXECUTORS` maps names to factories
+`factory(graph) -> executor`, so a new back end plugs in with one entry.
 """
 
 from __future__ import annotations
@@ -80,18 +81,35 @@ def optimize(graph: Graph, level: int) -> Graph:
 
 
 class KilnRep(onnx_backend.BackendRep):
-    """A prepared model: the imported Graph and the executor that runs it."""
+    """A prepared model: the imported Graph and the executor that runs it.
 
-    def __init__(self, graph: Graph, executor, model: onnx.ModelProto | None = None):
+    Initializers that old models also list as graph inputs are constants; feeding one by name
+    (a dict input) prepares, once, a variant of the model in which it is a real input."""
+
+    def __init__(self, graph: Graph, executor, model: onnx.ModelProto | None = None,
+                 rebuild: Callable[[frozenset], "KilnRep"] | None = None):
         self.graph = graph
         self.executor = executor
         self.model = model
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
+        self._rebuild = rebuild
+        self._variants: dict[frozenset, KilnRep] = {}
 
     def run(self, inputs, **kwargs) -> tuple:
         feeds = self._feeds(inputs)
+        extra = frozenset(feeds) - frozenset(self.input_names)
+        if extra and self._rebuild is not None and extra <= self._overridable():
+            if extra not in self._variants:
+                self._variants[extra] = self._rebuild(extra)
+            return self._variants[extra].run(feeds)
         return tuple(self.executor.run(feeds))
+
+    def _overridable(self) -> frozenset:
+        if self.model is None:
+            return frozenset()
+        inits = {t.name for t in self.model.graph.initializer}
+        return frozenset(i.name for i in self.model.graph.input if i.name in inits)
 
     def _feeds(self, inputs):
         if isinstance(inputs, Mapping):
@@ -122,8 +140,12 @@ class KilnBackend(onnx_backend.Backend):
         graph = import_model(model, **kwargs)
         if opt_level > 0:
             graph = optimize(graph, opt_level)
-        return KilnRep(graph, make_executor(graph, backend),
-                       model if isinstance(model, onnx.ModelProto) else None)
+        proto = model if isinstance(model, onnx.ModelProto) else None
+
+        def rebuild(fed: frozenset) -> KilnRep:
+            return cls.prepare(model, device, backend, opt_level,
+                               **{**kwargs, "feed_initializers": sorted(fed)})
+        return KilnRep(graph, make_executor(graph, backend), proto, rebuild)
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs) -> tuple:

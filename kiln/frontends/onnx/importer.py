@@ -5,7 +5,8 @@ UnsupportedOpError naming every op kiln cannot run. Then it converts, in order:
 
 - initializers and Constant nodes become graph constants (the NumPy array is held, not copied);
   a graph input that is also an initializer (old models) is a constant too, unless its name is
-  passed in `feed_initializers`, in which case it becomes a real input that must be fed;
+  passed in `feed_initializers`, in which case it becomes a real input that must be fed (the
+  onnx.backend API does this by itself when such a name is fed);
 - each node maps to the kiln op of the same name; a node written against an older opset is
   first upgraded to the newest form (adapters.py);
 - a model-local function, or an op kiln lacks whose ONNX schema has a function body, is
