@@ -18,4 +18,11 @@ EXPECTED_FAILURES: dict[str, str] = {
         "tiff_rgb", "webp_rgb")},
     "test_gradient_of_add": _GRADIENT,
     "test_gradient_of_add_and_mul": _GRADIENT,
+    "test_maxunpool_export_with_output_shape": (
+        "the expected data scatters into the inferred shape and pads it out (onnx.reference); "
+        "kiln follows the spec and ONNX Runtime: indices address the tensor output_shape "
+        "describes, so a MaxPool -> MaxUnpool round trip on odd sizes stays right"),
+    "test_attention_4d_causal_fp16_expanded": (
+        "float16: kiln computes softmax in float32 and rounds once; the expected data rounds "
+        "after every float16 step, so 2 of 192 values differ by one float16 ulp (4.9e-4)"),
 }
