@@ -106,7 +106,9 @@ def assert_same(got, want, *, rtol=1e-6, atol=1e-6, what="value"):
     assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
     if want.dtype == object:
         assert got.tolist() == want.tolist(), f"{what}: {got} != {want}"
-    elif want.dtype.kind in "fc" or str(want.dtype) in ("bfloat16",) or "float8" in str(want.dtype):
+    elif want.dtype.kind == "c":
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
+    elif want.dtype.kind == "f" or str(want.dtype) in ("bfloat16",) or "float8" in str(want.dtype):
         np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol,
                                    atol=atol, equal_nan=True, err_msg=what)
     else:
