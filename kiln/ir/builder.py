@@ -8,11 +8,14 @@
     g = b.graph
 
 `b.Op(*inputs, **attrs)` adds one node of the op named Op and returns its output (a tuple when
-the op has several: pass `outputs=n` to say how many). Types are inferred as nodes are added.
+the op has several: pass `outputs=n` to say how many, or a list of their names). Outputs are
+named after the node's `name=` when given, else after the op (`relu`, `relu_0`, ...). Types are
+inferred as nodes are added.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -43,8 +46,11 @@ class GraphBuilder:
     def add(self, op: OpDef, inputs: Sequence[Value | None], attrs: dict | None = None,
             outputs: int | Sequence[str] = 1, name: str = "") -> list[Value]:
         attrs = dict(attrs or {})
-        names = [op.outputs[0].name.lower() if op.outputs else "t"] * outputs \
-            if isinstance(outputs, int) else list(outputs)
+        if isinstance(outputs, int):
+            hint = re.sub(r"[^A-Za-z0-9_.]", "_", name) if name else op.name.lower()
+            names = [hint] * outputs
+        else:
+            names = list(outputs)
         node = Node(op, inputs, attrs, [None] * len(names), name)
         check_attr_values(op, attrs, node)
         node.attrs = dict(attrs)      # the normalized values (lists become tuples)

@@ -53,9 +53,9 @@ def test_golden_text():
         "graph @mlp(%x: f32[batch,4]) {\n"
         "  const %bias: f32[4] = [0.5, -1.0, nan, inf]\n"
         "  const %w: f32[4,40] = #w\n"
-        "  %c: f32[batch,4] = Add(%x, %bias) loc(\"fc/add\")\n"
-        "  %y: f32[batch,4] = LeakyRelu(%c) {alpha = 0.25}\n"
-        "  return %y, %w\n"
+        "  %fc_add: f32[batch,4] = Add(%x, %bias) loc(\"fc/add\")\n"
+        "  %leakyrelu: f32[batch,4] = LeakyRelu(%fc_add) {alpha = 0.25}\n"
+        "  return %leakyrelu, %w\n"
         "}\n")
     roundtrip(b.graph)
 
