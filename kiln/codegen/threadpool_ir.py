@@ -11,9 +11,14 @@ The protocol, in one place:
   after `kiln_pool_configure` (lazily) and pinned to the allowed CPUs (unpinned, Linux tends to wake
   a worker on the caller's core after a futex sleep).
 * A job is published under the pool lock: the caller writes body/ctx/n/threads into `job`, sets
-  `done.pending = T - 1`, then bumps `job.gen`. Workers wait for `job.gen` to change, run their
-  chunk (possibly empty) and decrement `done.pending`; the caller runs chunk 0 and waits for zero.
-  Every worker acknowledges every job, so none can read a job's fields while the next is written.
+  `done.pending = T - 1`, then bumps `job.gen` to g. Chunk i (of T, contiguous, possibly empty)
+  is claimed by moving `claims[i]` from g - 1 to g; its runner decrements `done.pending`.
+  Worker i waits for `job.gen` to change and claims chunk i. The caller runs chunk 0, then claims
+  every chunk no worker has started (a worker still waking up or descheduled never holds the
+  loop up; if it has not started by the time the caller finished an equal chunk, the caller
+  running it is the sooner end), then waits for `pending` to reach zero.
+* A worker that read a job's fields after the job ended (the caller may be writing the next one)
+  fails its claim and drops them: a claim succeeds only while its job is running.
 * A new worker starts from the generation recorded before `pthread_create` (packed in its
   argument), so it cannot miss a job published before it got to run.
 * Waits spin (about `spin_ns`) and then sleep on the futex; a sleeper counts itself in a waiter
@@ -49,6 +54,7 @@ TIMESPEC = ir.LiteralStructType([I64, I64])
 
 # Field numbers of the shared structs (each struct sits on its own cache line).
 JOB_GEN, JOB_THREADS, JOB_BODY, JOB_CTX, JOB_N = range(5)    # job: written by the caller
+CLAIM_LINE = ir.ArrayType(I32, 16)                           # claims[i][0] on its own line
 DONE_PENDING, DONE_WAITERS = range(2)                        # done: workers -> caller
 LOCK_WORD, LOCK_OWNER = range(2)                             # lock: 0 free, 1 held, 2 contended
 
@@ -86,6 +92,7 @@ class _PoolBuilder:
         self.futex_wait = self._emit_futex("kiln_pool_futex_wait", FUTEX_WAIT_PRIVATE)
         self.futex_wake = self._emit_futex("kiln_pool_futex_wake", FUTEX_WAKE_PRIVATE)
         self.await_change = self._emit_await_change()
+        self.claim_and_run = self._emit_claim_and_run()
         self.lock_slow = self._emit_lock_slow()
         self.unlock = self._emit_unlock()
         self.lock = self._emit_lock()
@@ -124,6 +131,8 @@ class _PoolBuilder:
         self.job = self._global("kiln_pool_job", ir.LiteralStructType(
             [I32, I32, BODY.as_pointer(), I8P, I64]), align=64)
         self.done = self._global("kiln_pool_done", ir.LiteralStructType([I32, I32]), align=64)
+        self.claims = self._global("kiln_pool_claims", ir.ArrayType(CLAIM_LINE, MAX_THREADS),
+                                   align=64)  # the job generation that last claimed chunk i
         self.sleepers = self._global("kiln_pool_sleepers", I32, align=64)   # asleep on job.gen
         self.lock_gv = self._global("kiln_pool_lock", ir.LiteralStructType([I32, I64]), align=64)
         self.want = self._global("kiln_pool_want", I32)         # configured threads (with caller)
@@ -150,10 +159,13 @@ class _PoolBuilder:
     def _store(b, value, ptr, ordering="monotonic"):
         b.store_atomic(value, ptr, ordering, _align(value.type))
 
-    def _function(self, name, ret, args, exported=False):
+    def _function(self, name, ret, args, exported=False, cold=False):
         fn = ir.Function(self.module, ir.FunctionType(ret, args), name)
         if not exported:
             fn.linkage = "internal"
+        if cold:                    # kept out of line: the hot path of a parallel loop stays short
+            fn.attributes.add("noinline")
+            fn.attributes.add("cold")
         return fn, ir.IRBuilder(fn.append_basic_block("entry"))
 
     @staticmethod
@@ -246,11 +258,30 @@ class _PoolBuilder:
         b.ret(result)
         return fn
 
+    def _emit_claim_and_run(self):
+        """claim_and_run(chunk, gen, threads, body, ctx, n): run the chunk unless already claimed."""
+        fn, b = self._function("kiln_pool_claim_and_run", VOID,
+                               [I64, I32, I64, BODY.as_pointer(), I8P, I64])
+        index, gen, threads, body, ctx, n = fn.args
+        claim = b.gep(self.claims, [_i32(0), index, _i32(0)], inbounds=True)
+        pair = b.cmpxchg(claim, b.sub(gen, _i32(1)), gen, "seq_cst", "monotonic")
+        with b.if_then(b.extract_value(pair, 1)):
+            begin, end = self._chunk(b, index, threads, n)
+            self._call_chunk(b, body, ctx, begin, end)
+            pending = self._field(b, self.done, DONE_PENDING)
+            previous = b.atomic_rmw("sub", pending, _i32(1), "seq_cst")
+            with b.if_then(b.icmp_unsigned("==", previous, _i32(1))):
+                waiters = self._load(b, self._field(b, self.done, DONE_WAITERS), "seq_cst")
+                with b.if_then(b.icmp_unsigned("!=", waiters, _i32(0)), likely=False):
+                    b.call(self.futex_wake, [pending, _i32(INT_MAX)])
+        b.ret_void()
+        return fn
+
     # ---- the pool lock ------------------------------------------------------------------------
 
     def _emit_lock_slow(self):
         """Take the lock after a failed fast attempt: spin a little, then futex (state 2)."""
-        fn, b = self._function("kiln_pool_lock_slow", VOID, [])
+        fn, b = self._function("kiln_pool_lock_slow", VOID, [], cold=True)
         word = self._field(b, self.lock_gv, LOCK_WORD)
         entry = b.block
         spin = fn.append_basic_block("spin")
@@ -261,8 +292,11 @@ class _PoolBuilder:
         b.position_at_end(spin)
         tries = b.phi(I64)
         tries.add_incoming(_i64(0), entry)
-        pair = b.cmpxchg(word, _i32(0), _i32(1), "acquire", "monotonic")
+        try_take = fn.append_basic_block("try_take")
         spin_more = fn.append_basic_block("spin_more")
+        b.cbranch(b.icmp_unsigned("==", self._load(b, word), _i32(0)), try_take, spin_more)
+        b.position_at_end(try_take)
+        pair = b.cmpxchg(word, _i32(0), _i32(1), "acquire", "monotonic")
         b.cbranch(b.extract_value(pair, 1), acquired, spin_more)
         b.position_at_end(spin_more)
         b.call(self.pause, [])
@@ -320,7 +354,7 @@ class _PoolBuilder:
         return fn
 
     def _emit_worker_main(self):
-        """A worker: wait for a new job generation, run its chunk, acknowledge; exit on stop."""
+        """A worker: wait for a new job generation, claim and run its chunk; exit on stop."""
         fn, b = self._function("kiln_pool_worker_main", I8P, [I8P])
         packed = b.ptrtoint(fn.args[0], I64)
         index = b.and_(packed, _i64(0xFFFF))
@@ -340,19 +374,12 @@ class _PoolBuilder:
         b.cbranch(b.icmp_unsigned("!=", stop, _i32(0)), leave, work)
 
         b.position_at_end(work)
-        threads = b.zext(b.load(self._field(b, self.job, JOB_THREADS)), I64)
-        body = b.load(self._field(b, self.job, JOB_BODY))
-        ctx = b.load(self._field(b, self.job, JOB_CTX))
-        n = b.load(self._field(b, self.job, JOB_N))
-        begin, end = self._chunk(b, index, threads, n)
-        self._call_chunk(b, body, ctx, begin, end)
-        # After this decrement the job may be replaced: touch nothing of it any more.
-        pending = self._field(b, self.done, DONE_PENDING)
-        previous = b.atomic_rmw("sub", pending, _i32(1), "seq_cst")
-        with b.if_then(b.icmp_unsigned("==", previous, _i32(1))):
-            waiters = self._load(b, self._field(b, self.done, DONE_WAITERS), "seq_cst")
-            with b.if_then(b.icmp_unsigned("!=", waiters, _i32(0))):
-                b.call(self.futex_wake, [pending, _i32(INT_MAX)])
+        # Atomic reads: the job may already be over and its fields being rewritten (see claims).
+        threads = b.zext(self._load(b, self._field(b, self.job, JOB_THREADS)), I64)
+        body = self._load(b, self._field(b, self.job, JOB_BODY))
+        ctx = self._load(b, self._field(b, self.job, JOB_CTX))
+        n = self._load(b, self._field(b, self.job, JOB_N))
+        b.call(self.claim_and_run, [index, gen, threads, body, ctx, n])
         seen.add_incoming(gen, b.block)
         b.branch(loop)
 
@@ -362,9 +389,10 @@ class _PoolBuilder:
 
     def _emit_start_workers(self):
         """With the lock held and no workers: start want - 1 of them; running = threads made."""
-        fn, b = self._function("kiln_pool_start_workers", VOID, [])
+        fn, b = self._function("kiln_pool_start_workers", VOID, [], cold=True)
         want = b.zext(self._load(b, self.want), I64)
-        gen = b.zext(self._load(b, self._field(b, self.job, JOB_GEN)), I64)
+        gen32 = self._load(b, self._field(b, self.job, JOB_GEN))
+        gen = b.zext(gen32, I64)
         self._store(b, _i32(0), self.stop)
         entry = b.block
         loop = fn.append_basic_block("loop")
@@ -378,6 +406,8 @@ class _PoolBuilder:
         b.cbranch(b.icmp_unsigned("<", index, want), create, finish)
 
         b.position_at_end(create)
+        claim = b.gep(self.claims, [_i32(0), index, _i32(0)], inbounds=True)
+        self._store(b, gen32, claim)                   # chunk `index` of job gen + 1 is free
         arg = b.inttoptr(b.or_(b.shl(gen, _i64(16)), index), I8P)
         slot = b.gep(self.tids, [_i32(0), index], inbounds=True)
         status = b.call(self.pthread_create, [slot, ir.Constant(I8P, None), self.worker_main, arg])
@@ -394,7 +424,7 @@ class _PoolBuilder:
 
     def _emit_stop_workers(self):
         """With the lock held: tell the workers to leave, join them; running = 1."""
-        fn, b = self._function("kiln_pool_stop_workers", VOID, [])
+        fn, b = self._function("kiln_pool_stop_workers", VOID, [], cold=True)
         running = b.zext(self._load(b, self.running, "seq_cst"), I64)
         has_workers = fn.append_basic_block("has_workers")
         loop = fn.append_basic_block("join")
@@ -501,18 +531,20 @@ class _PoolBuilder:
         b.branch(leave)
 
         b.position_at_end(publish)
-        b.store(threads, self._field(b, self.job, JOB_THREADS))
-        b.store(body, self._field(b, self.job, JOB_BODY))
-        b.store(ctx, self._field(b, self.job, JOB_CTX))
-        b.store(n, self._field(b, self.job, JOB_N))
+        self._store(b, threads, self._field(b, self.job, JOB_THREADS))
+        self._store(b, body, self._field(b, self.job, JOB_BODY))
+        self._store(b, ctx, self._field(b, self.job, JOB_CTX))
+        self._store(b, n, self._field(b, self.job, JOB_N))
         pending = self._field(b, self.done, DONE_PENDING)
         self._store(b, b.sub(threads, _i32(1)), pending)
-        gen = self._field(b, self.job, JOB_GEN)
-        b.atomic_rmw("add", gen, _i32(1), "seq_cst")
+        gen_word = self._field(b, self.job, JOB_GEN)
+        gen = b.add(b.atomic_rmw("add", gen_word, _i32(1), "seq_cst"), _i32(1))
         with b.if_then(b.icmp_unsigned("!=", self._load(b, self.sleepers, "seq_cst"), _i32(0))):
-            b.call(self.futex_wake, [gen, _i32(INT_MAX)])
-        begin, end = self._chunk(b, _i64(0), b.zext(threads, I64), n)
+            b.call(self.futex_wake, [gen_word, _i32(INT_MAX)])
+        threads64 = b.zext(threads, I64)
+        begin, end = self._chunk(b, _i64(0), threads64, n)
         self._call_chunk(b, body, ctx, begin, end)
+        self._emit_steal_loop(fn, b, gen, threads64, body, ctx, n)
         wait = fn.append_basic_block("wait")
         wait_more = fn.append_basic_block("wait_more")
         b.branch(wait)
@@ -527,6 +559,23 @@ class _PoolBuilder:
         self._store(b, _i64(0), owner_slot)
         b.call(self.unlock, [])
         b.ret_void()
+
+    def _emit_steal_loop(self, fn, b, gen, threads, body, ctx, n):
+        """The caller claims (and runs) every chunk 1..T-1 no worker has claimed yet."""
+        entry = b.block
+        loop = fn.append_basic_block("steal")
+        steal = fn.append_basic_block("steal_one")
+        finish = fn.append_basic_block("stolen")
+        b.branch(loop)
+        b.position_at_end(loop)
+        index = b.phi(I64)
+        index.add_incoming(_i64(1), entry)
+        b.cbranch(b.icmp_unsigned("<", index, threads), steal, finish)
+        b.position_at_end(steal)
+        b.call(self.claim_and_run, [index, gen, threads, body, ctx, n])
+        index.add_incoming(b.add(index, _i64(1)), steal)
+        b.branch(loop)
+        b.position_at_end(finish)
 
     def _emit_configure(self):
         """configure(threads, spin_ns, cpus, ncpus): stop the workers; the next job restarts them."""
