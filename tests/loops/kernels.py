@@ -101,3 +101,35 @@ def with_kernel(program: Program, index: int, kernel: Kernel) -> Program:
     kernels[index] = kernel
     return Program(program.name, program.inputs, program.outputs, kernels, program.buffers,
                    program.sizes)
+
+
+def total_sum(rows: int = 3, cols: int = 5, dtype: DType = f32) -> Program:
+    """out[0] = sum over (k, m) of x[k, m]: a two-axis Reduce"""
+    x, out = Buffer("x", dtype, (rows, cols), IN), Buffer("out", dtype, (1,), OUT)
+    m = Var("m")
+    zero = Const(0, dtype) if dtype.is_int else Const(0.0, dtype)
+    total = Reduce("add", zero, ((k, Const(0), Const(rows)), (m, Const(0), Const(cols))), x[k, m])
+    return Program("total_sum", [x], [out], [Kernel("total", [Store(out, (0,), total)], [x, out])])
+
+
+def stencil(rows: int = 4, cols: int = 5) -> Program:
+    """a[i, j] = a[i - 1, j + 1] + x[i, j] for i >= 1 (row 0 copied): an anti-diagonal
+    dependence, so i and j may not be interchanged."""
+    x, a = Buffer("x", f32, (rows, cols), IN), Buffer("a", f32, (rows, cols), OUT)
+    copy = Kernel("copy_row", [Loop(j, 0, cols, [Store(a, (0, j), x[0, j])])], [x, a])
+    jj = Var("jj")
+    body = [Store(a, (i, jj), a[i - 1, jj + 1] + x[i, jj])]
+    sweep = Kernel("sweep", [Loop(i, 1, rows, [Loop(jj, 0, cols - 1, body)])], [x, a])
+    return Program("stencil", [x], [a], [copy, sweep])
+
+
+def scratch_rows(rows: int = 3, cols: int = 4) -> Program:
+    """Per row: t[i, j] = exp(x[i, j]), then out[i, j2] = t[i, j2] / sum_k t[i, k]. The scratch
+    row is written and read at other columns inside one iteration of i only."""
+    x, out = Buffer("x", f32, (rows, cols), IN), Buffer("out", f32, (rows, cols), OUT)
+    t = Buffer("t", f32, (rows, cols), TEMP)
+    j2 = Var("j2")
+    total = Reduce("add", Const(0.0, f32), ((k, Const(0), Const(cols)),), t[i, k])
+    body = [Loop(i, 0, rows, [Loop(j, 0, cols, [Store(t, (i, j), Unary("exp", x[i, j]))]),
+                              Loop(j2, 0, cols, [Store(out, (i, j2), t[i, j2] / total)])])]
+    return Program("scratch_rows", [x], [out], [Kernel("normalize", body, [x, t, out])], [t])
