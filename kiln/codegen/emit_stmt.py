@@ -1,0 +1,239 @@
+"""Loop IR statements -> LLVM: stores, locals, ifs, and the four kinds of loop.
+
+- SERIAL: a counted loop (the loop variable is a phi).
+- UNROLLED: the body repeated `width` times per iteration (all of it when the bounds are
+  constant and width is 0), then a remainder loop.
+- VECTORIZED: explicit vector code of `width` lanes (0: from the target) over the multiple-of-
+  width part, then one masked iteration for the tail. A loop that cannot be vector code (it
+  assigns a local declared outside it, or an inner bound differs per lane) is emitted serial.
+- PARALLEL: the body is outlined into `void body(ptr ctx, i64 begin, i64 end)`; the values it
+  reads (loop variables, locals, the loop start, the entry's five pointers) travel in a ctx
+  struct; `kiln_parallel_for(body, ctx, n)` runs it over [0, n). A parallel loop inside another
+  one, or inside vector code, runs serially.
+
+In vector code an If with a per-lane condition runs both arms under masks; stores are masked
+and assignments blend, so inactive lanes keep their values.
+"""
+
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from ..loops.expr import Const
+from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
+from .analysis import VectorPlan, assigned_names, declared_names, plan_vector_loop, stmt_names
+from .emit_expr import ExprEmitter
+from .function import Scope, Slot
+from .lltypes import I64, PTR, compute_type, const, lane_indices, lanes, splat
+from .options import CodegenError
+
+
+class KernelEmitter(ExprEmitter):
+
+    def emit_body(self, stmts, scope: Scope) -> None:
+        for s in stmts:
+            self.emit_stmt(s, scope)
+
+    def emit_stmt(self, s, scope: Scope) -> None:
+        if isinstance(s, Store):
+            value = self.emit_as(s.value, s.buffer.dtype, scope.child())
+            self.store(s.buffer, s.index, value, scope.child())
+        elif isinstance(s, Local):
+            varying = scope.width > 1 and s.var.name in scope.varying
+            t = compute_type(s.var.dtype, scope.width if varying else 1)
+            slot = Slot(self.alloca(t), t, s.var.dtype)
+            scope.env[s.var.name] = slot
+            self._assign(slot, s.init, scope, blend=False)
+        elif isinstance(s, Assign):
+            slot = scope.env.get(s.var.name)
+            if not isinstance(slot, Slot):
+                raise CodegenError(f"Assign to {s.var.name}, which is not a local in scope here",
+                                   hint="declare it with Local (a parallel loop cannot assign "
+                                        "locals declared outside it)")
+            self._assign(slot, s.value, scope, blend=True)
+        elif isinstance(s, If):
+            self._if(s, scope)
+        elif isinstance(s, Loop):
+            self._loop(s, scope)
+        else:
+            raise CodegenError(f"not a Loop IR statement: {s!r}")
+
+    def _assign(self, slot: Slot, value_expr, scope: Scope, blend: bool) -> None:
+        b = self.b
+        v = splat(b, self.emit_as(value_expr, slot.dtype, scope.child()), lanes(slot.type))
+        if lanes(v) != lanes(slot.type):
+            raise CodegenError("a per-lane value assigned to a uniform local (codegen bug)")
+        if scope.mask is not None and lanes(v) > 1:
+            v = b.select(scope.mask, v, b.load(slot.ptr, typ=slot.type))
+        b.store(v, slot.ptr)
+
+    def _if(self, s: If, scope: Scope) -> None:
+        b = self.b
+        cond = self.emit(s.cond, scope.child())
+        if lanes(cond) > 1:
+            notc = b.xor(cond, const(cond.type, 1))
+            self.emit_body(s.then, scope.child(mask=self._and_mask(scope.mask, cond)))
+            if s.orelse:
+                self.emit_body(s.orelse, scope.child(mask=self._and_mask(scope.mask, notc)))
+            return
+        then_bb = b.append_basic_block("if.then")
+        else_bb = b.append_basic_block("if.else") if s.orelse else None
+        end_bb = b.append_basic_block("if.end")
+        b.cbranch(cond, then_bb, else_bb or end_bb)
+        b.position_at_end(then_bb)
+        self.emit_body(s.then, scope.child())
+        b.branch(end_bb)
+        if else_bb is not None:
+            b.position_at_end(else_bb)
+            self.emit_body(s.orelse, scope.child())
+            b.branch(end_bb)
+        b.position_at_end(end_bb)
+
+    # --- loops -------------------------------------------------------------------------------
+
+    def _loop(self, loop: Loop, scope: Scope) -> None:
+        kind = loop.kind
+        if kind is LoopKind.PARALLEL and (scope.in_parallel or scope.width > 1):
+            kind = LoopKind.SERIAL
+        if kind is LoopKind.VECTORIZED and scope.width > 1:
+            kind = LoopKind.SERIAL
+        if kind is LoopKind.PARALLEL:
+            return self._parallel_loop(loop, scope)
+        if kind is LoopKind.VECTORIZED:
+            plan = plan_vector_loop(loop, self.names)
+            if plan.ok:
+                return self._vector_loop(loop, plan, scope)
+            self.program.note(f"loop {loop.var.name} stays scalar: {plan.reason}")
+        if kind is LoopKind.UNROLLED:
+            return self._unrolled_loop(loop, scope)
+        self._serial_loop(loop, scope)
+
+    def _bounds(self, loop: Loop, scope: Scope):
+        return self.emit(loop.start, scope.child()), self.emit(loop.stop, scope.child())
+
+    def _serial_loop(self, loop: Loop, scope: Scope) -> None:
+        start, stop = self._bounds(loop, scope)
+        env = dict(scope.env)
+        inner = scope.child(env=env)
+
+        def body(i, _):
+            env[loop.var.name] = i
+            self.emit_body(loop.body, inner.child())
+            return []
+
+        self.counted_loop(start, stop, [], body)
+
+    def _unrolled_loop(self, loop: Loop, scope: Scope) -> None:
+        env = dict(scope.env)
+        inner = scope.child(env=env)
+        if isinstance(loop.start, Const) and isinstance(loop.stop, Const):
+            trip = int(loop.stop.value) - int(loop.start.value)
+            if loop.width == 0 or 0 < trip <= loop.width:
+                for k in range(max(trip, 0)):
+                    env[loop.var.name] = ir.Constant(I64, int(loop.start.value) + k)
+                    self.emit_body(loop.body, inner.child())
+                return
+        if loop.width <= 1:
+            return self._serial_loop(loop, scope)
+        b, w = self.b, loop.width
+        start, stop = self._bounds(loop, scope)
+        main_end = self._round_down(start, stop, w)
+
+        def body(i, _):
+            for k in range(w):
+                env[loop.var.name] = b.add(i, ir.Constant(I64, k)) if k else i
+                self.emit_body(loop.body, inner.child())
+            return []
+
+        self.counted_loop(start, main_end, [], body, step=w)
+
+        def rest(i, _):
+            env[loop.var.name] = i
+            self.emit_body(loop.body, inner.child())
+            return []
+
+        self.counted_loop(main_end, stop, [], rest)
+
+    def _round_down(self, start, stop, w: int):
+        """start + (max(stop - start, 0) rounded down to a multiple of w)."""
+        b = self.b
+        n = b.sub(stop, start)
+        n = b.select(b.icmp_signed("<", n, ir.Constant(I64, 0)), ir.Constant(I64, 0), n)
+        return b.add(start, b.mul(b.sdiv(n, ir.Constant(I64, w)), ir.Constant(I64, w)))
+
+    def _vector_loop(self, loop: Loop, plan: VectorPlan, scope: Scope) -> None:
+        b = self.b
+        width = self.program.vector_width(loop, plan)
+        start, stop = self._bounds(loop, scope)
+        main_end = self._round_down(start, stop, width)
+        name = loop.var.name
+        env = dict(scope.env)
+        varying = frozenset(plan.varying)
+
+        def body(v0, _):
+            env[name] = b.add(splat(b, v0, width), lane_indices(width))
+            inner = scope.child(env=env, width=width, vector_var=(name, v0), varying=varying)
+            self.emit_body(loop.body, inner)
+            return []
+
+        self.counted_loop(start, main_end, [], body, step=width)
+        # the tail: one masked iteration for the last stop - main_end (< width) lanes
+        tail_bb = b.append_basic_block("vec.tail")
+        end_bb = b.append_basic_block("vec.end")
+        b.cbranch(b.icmp_signed("<", main_end, stop), tail_bb, end_bb)
+        b.position_at_end(tail_bb)
+        idx = b.add(splat(b, main_end, width), lane_indices(width))
+        mask = b.icmp_signed("<", idx, splat(b, stop, width))
+        env[name] = idx
+        inner = scope.child(env=env, width=width, vector_var=(name, main_end), varying=varying,
+                            mask=mask)
+        self.emit_body(loop.body, inner)
+        b.branch(end_bb)
+        b.position_at_end(end_bb)
+
+    def _parallel_loop(self, loop: Loop, scope: Scope) -> None:
+        b = self.b
+        start, stop = self._bounds(loop, scope)
+        declared_inside = declared_names(loop.body)
+        reads = stmt_names(loop.body, self.names) - {loop.var.name}
+        captured = sorted(n for n in reads if n in scope.env)
+        clobbered = (assigned_names(loop.body) - declared_inside) & set(captured)
+        if clobbered:
+            raise CodegenError(f"parallel loop {loop.var.name} assigns {sorted(clobbered)}, "
+                               "declared outside it", hint="make the loop SERIAL, or declare "
+                               "the local inside the loop body")
+        values = [self.lookup(n, scope) for n in captured]
+        fields = [PTR] * 5 + [I64] + [v.type for v in values]
+        ctx_type = ir.LiteralStructType(fields)
+        body_fn = self.program.outline(loop, captured, ctx_type)
+        ctx = self.alloca(ctx_type, align=16)
+        for k, v in enumerate([*self.abi, start, *values]):
+            b.store(v, b.gep(ctx, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)],
+                             source_etype=ctx_type))
+        n = b.sub(stop, start)
+        n = b.select(b.icmp_signed("<", n, ir.Constant(I64, 0)), ir.Constant(I64, 0), n)
+        b.call(self.program.parallel_for, [body_fn, ctx, n])
+
+    def emit_outlined_body(self, loop: Loop, captured: list, ctx_type) -> None:
+        """The body of an outlined parallel loop: unpack ctx, run [begin, end)."""
+        ctx, begin, end = self.fn.args
+        p = self.prologue
+        fields = []
+        for k, t in enumerate(ctx_type.elements):
+            ptr = p.gep(ctx, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)],
+                        source_etype=ctx_type)
+            fields.append(p.load(ptr, typ=t))
+        self.abi = tuple(fields[:5])
+        start = fields[5]
+        env = dict(zip(captured, fields[6:]))
+        scope = Scope(env=env, in_parallel=True)
+        b = self.b
+
+        def body(i, _):
+            env[loop.var.name] = b.add(start, i)
+            self.emit_body(loop.body, scope.child())
+            return []
+
+        self.counted_loop(begin, end, [], body)
+        b.ret_void()
+
