@@ -6,6 +6,8 @@ import importlib.util
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiln.errors import ScheduleError
 from kiln.ir.dtypes import DType
@@ -201,6 +203,60 @@ def test_split_marks_kinds_on_the_right_loop():
     kinds = {s.var.name: (s.kind, s.width) for s in walk(k.body) if isinstance(s, Loop)}
     assert kinds["i_o"] == (LoopKind.PARALLEL, 0) and kinds["i_i"][0] is LoopKind.SERIAL
     assert kinds["j_i"] == (LoopKind.VECTORIZED, 8) and kinds["j_o"][0] is LoopKind.SERIAL
+
+
+# random schedules ------------------------------------------------------------------------------
+
+def _random_step(draw, kernel):
+    """One transform on a random loop of `kernel` (it may be illegal there)."""
+    loops = [s for s in walk(kernel.body) if isinstance(s, Loop)]
+    if not loops:
+        return lower_reductions
+    loop = draw(st.sampled_from(loops))
+    v = loop.var.name
+    op = draw(st.sampled_from(["split", "fuse", "reorder", "vectorize", "parallelize", "unroll",
+                               "tile", "lower"]))
+    if op == "split":
+        return lambda k: split(k, v, draw(st.integers(1, 4)))
+    if op == "fuse" and len(loop.body) == 1 and isinstance(loop.body[0], Loop):
+        return lambda k: fuse(k, v, loop.body[0].var)
+    if op in ("reorder", "tile"):
+        chain = [loop]
+        while len(chain[-1].body) == 1 and isinstance(chain[-1].body[0], Loop):
+            chain.append(chain[-1].body[0])
+        names = [lp.var.name for lp in chain]
+        if op == "tile":
+            return lambda k: tile(k, names, [draw(st.integers(1, 3)) for _ in names])
+        return lambda k: reorder(k, draw(st.permutations(names)))
+    if op == "vectorize":
+        return lambda k: vectorize(k, v, draw(st.sampled_from([0, 1, 4, 8])))
+    if op == "parallelize":
+        return lambda k: parallelize(k, v)
+    if op == "unroll":
+        return lambda k: unroll(k, v, draw(st.integers(0, 3)))
+    return lower_reductions
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_schedules_keep_results(data):
+    build, index = data.draw(st.sampled_from([(kernels.elementwise, 0), (kernels.matmul, 1),
+                                              (kernels.row_sum, 0), (kernels.symbolic, 0),
+                                              (kernels.stencil, 1), (kernels.scratch_rows, 0),
+                                              (kernels.softmax_rows, 0), (kernels.total_sum, 0)]))
+    before = build()
+    kernel = before.kernels[index]
+    for _ in range(data.draw(st.integers(1, 4))):
+        try:
+            kernel = _first(_random_step(data.draw, kernel)(kernel))
+        except ScheduleError:
+            continue
+    after = with_kernel(before, index, kernel)
+    verify_program(after)
+    sizes = {"n": data.draw(st.integers(0, 4))}
+    feeds = random_inputs(before, sizes)
+    for g, w in zip(run_program(after, feeds), run_program(before, feeds)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
 # illegal transforms ----------------------------------------------------------------------------
