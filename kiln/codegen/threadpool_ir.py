@@ -30,6 +30,8 @@ The protocol, in one place:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from llvmlite import ir
 
 MAX_THREADS = 256                 # tids/cpus table size; also the largest accepted thread count
@@ -181,6 +183,24 @@ class _PoolBuilder:
         with b.if_then(b.icmp_signed("<", begin, end)):
             b.call(body, [ctx, begin, end])
 
+    @staticmethod
+    @contextmanager
+    def _for_range(b, start, stop):
+        """`for (i = start; i < stop; ++i)` around the IR emitted in the with-block; yields i."""
+        fn, before = b.function, b.block
+        head, body, after = (fn.append_basic_block(f"for.{part}")
+                             for part in ("head", "body", "end"))
+        b.branch(head)
+        b.position_at_end(head)
+        index = b.phi(I64)
+        index.add_incoming(_i64(start) if isinstance(start, int) else start, before)
+        b.cbranch(b.icmp_unsigned("<", index, stop), body, after)
+        b.position_at_end(body)
+        yield index
+        index.add_incoming(b.add(index, _i64(1)), b.block)
+        b.branch(head)
+        b.position_at_end(after)
+
     # ---- OS primitives ------------------------------------------------------------------------
 
     def _emit_pause(self):
@@ -259,7 +279,7 @@ class _PoolBuilder:
         return fn
 
     def _emit_claim_and_run(self):
-        """claim_and_run(chunk, gen, threads, body, ctx, n): run the chunk unless already claimed."""
+        """claim_and_run(chunk, gen, threads, body, ctx, n): run the chunk unless claimed."""
         fn, b = self._function("kiln_pool_claim_and_run", VOID,
                                [I64, I32, I64, BODY.as_pointer(), I8P, I64])
         index, gen, threads, body, ctx, n = fn.args
@@ -394,31 +414,17 @@ class _PoolBuilder:
         gen32 = self._load(b, self._field(b, self.job, JOB_GEN))
         gen = b.zext(gen32, I64)
         self._store(b, _i32(0), self.stop)
-        entry = b.block
-        loop = fn.append_basic_block("loop")
-        create = fn.append_basic_block("create")
-        finish = fn.append_basic_block("finish")
-        b.branch(loop)
-
-        b.position_at_end(loop)
-        index = b.phi(I64)
-        index.add_incoming(_i64(1), entry)
-        b.cbranch(b.icmp_unsigned("<", index, want), create, finish)
-
-        b.position_at_end(create)
-        claim = b.gep(self.claims, [_i32(0), index, _i32(0)], inbounds=True)
-        self._store(b, gen32, claim)                   # chunk `index` of job gen + 1 is free
-        arg = b.inttoptr(b.or_(b.shl(gen, _i64(16)), index), I8P)
-        slot = b.gep(self.tids, [_i32(0), index], inbounds=True)
-        status = b.call(self.pthread_create, [slot, ir.Constant(I8P, None), self.worker_main, arg])
-        index.add_incoming(b.add(index, _i64(1)), create)
-        b.cbranch(b.icmp_unsigned("==", status, _i32(0)), loop, finish)   # failed: fewer threads
-
-        b.position_at_end(finish)
-        made = b.phi(I64)
-        made.add_incoming(index, loop)
-        made.add_incoming(index, create)
-        self._store(b, b.trunc(made, I32), self.running, "seq_cst")
+        with self._for_range(b, 1, want) as index:
+            claim = b.gep(self.claims, [_i32(0), index, _i32(0)], inbounds=True)
+            self._store(b, gen32, claim)                   # chunk `index` of job gen + 1 is free
+            arg = b.inttoptr(b.or_(b.shl(gen, _i64(16)), index), I8P)
+            slot = b.gep(self.tids, [_i32(0), index], inbounds=True)
+            status = b.call(self.pthread_create,
+                            [slot, ir.Constant(I8P, None), self.worker_main, arg])
+            with b.if_then(b.icmp_unsigned("!=", status, _i32(0)), likely=False):
+                self._store(b, b.trunc(index, I32), self.running, "seq_cst")   # fewer threads
+                b.ret_void()
+        self._store(b, b.trunc(want, I32), self.running, "seq_cst")
         b.ret_void()
         return fn
 
@@ -426,36 +432,17 @@ class _PoolBuilder:
         """With the lock held: tell the workers to leave, join them; running = 1."""
         fn, b = self._function("kiln_pool_stop_workers", VOID, [], cold=True)
         running = b.zext(self._load(b, self.running, "seq_cst"), I64)
-        has_workers = fn.append_basic_block("has_workers")
-        loop = fn.append_basic_block("join")
-        join_one = fn.append_basic_block("join_one")
-        finish = fn.append_basic_block("finish")
-        leave = fn.append_basic_block("leave")
-        b.cbranch(b.icmp_unsigned(">", running, _i64(1)), has_workers, leave)
-
-        b.position_at_end(has_workers)
-        # running first: a thread made later may reuse a joined worker's pthread_t.
-        self._store(b, _i32(1), self.running, "seq_cst")
-        self._store(b, _i32(1), self.stop, "seq_cst")
-        gen = self._field(b, self.job, JOB_GEN)
-        b.atomic_rmw("add", gen, _i32(1), "seq_cst")
-        b.call(self.futex_wake, [gen, _i32(INT_MAX)])
-        b.branch(loop)
-
-        b.position_at_end(loop)
-        index = b.phi(I64)
-        index.add_incoming(_i64(1), has_workers)
-        b.cbranch(b.icmp_unsigned("<", index, running), join_one, finish)
-        b.position_at_end(join_one)
-        tid = b.load(b.gep(self.tids, [_i32(0), index], inbounds=True))
-        b.call(self.pthread_join, [tid, ir.Constant(I8P.as_pointer(), None)])
-        index.add_incoming(b.add(index, _i64(1)), join_one)
-        b.branch(loop)
-
-        b.position_at_end(finish)
-        self._store(b, _i32(0), self.stop, "seq_cst")
-        b.branch(leave)
-        b.position_at_end(leave)
+        with b.if_then(b.icmp_unsigned(">", running, _i64(1))):
+            # running first: a thread made later may reuse a joined worker's pthread_t.
+            self._store(b, _i32(1), self.running, "seq_cst")
+            self._store(b, _i32(1), self.stop, "seq_cst")
+            gen = self._field(b, self.job, JOB_GEN)
+            b.atomic_rmw("add", gen, _i32(1), "seq_cst")
+            b.call(self.futex_wake, [gen, _i32(INT_MAX)])
+            with self._for_range(b, 1, running) as index:
+                tid = b.load(b.gep(self.tids, [_i32(0), index], inbounds=True))
+                b.call(self.pthread_join, [tid, ir.Constant(I8P.as_pointer(), None)])
+            self._store(b, _i32(0), self.stop, "seq_cst")
         b.ret_void()
         return fn
 
@@ -496,22 +483,11 @@ class _PoolBuilder:
         b.cbranch(b.icmp_unsigned("==", me, owner), serial, scan)
         b.position_at_end(scan)
         running = b.zext(self._load(b, self.running, "seq_cst"), I64)
-        scan_loop = fn.append_basic_block("scan_loop")
-        scan_next = fn.append_basic_block("scan_next")
-        wait_lock = fn.append_basic_block("wait_lock")
-        b.branch(scan_loop)
-        b.position_at_end(scan_loop)
-        index = b.phi(I64)
-        index.add_incoming(_i64(1), scan)
-        scan_check = fn.append_basic_block("scan_check")
-        b.cbranch(b.icmp_unsigned("<", index, running), scan_check, wait_lock)
-        b.position_at_end(scan_check)
-        tid = b.load(b.gep(self.tids, [_i32(0), index], inbounds=True))
-        b.cbranch(b.icmp_unsigned("==", tid, me), serial, scan_next)
-        b.position_at_end(scan_next)
-        index.add_incoming(b.add(index, _i64(1)), scan_next)
-        b.branch(scan_loop)
-        b.position_at_end(wait_lock)
+        with self._for_range(b, 1, running) as index:
+            tid = b.load(b.gep(self.tids, [_i32(0), index], inbounds=True))
+            not_me = fn.append_basic_block("not_me")
+            b.cbranch(b.icmp_unsigned("==", tid, me), serial, not_me)
+            b.position_at_end(not_me)
         b.call(self.lock_slow, [])
         b.branch(locked)
 
@@ -544,7 +520,8 @@ class _PoolBuilder:
         threads64 = b.zext(threads, I64)
         begin, end = self._chunk(b, _i64(0), threads64, n)
         self._call_chunk(b, body, ctx, begin, end)
-        self._emit_steal_loop(fn, b, gen, threads64, body, ctx, n)
+        with self._for_range(b, 1, threads64) as index:      # chunks no worker has started
+            b.call(self.claim_and_run, [index, gen, threads64, body, ctx, n])
         wait = fn.append_basic_block("wait")
         wait_more = fn.append_basic_block("wait_more")
         b.branch(wait)
@@ -560,25 +537,8 @@ class _PoolBuilder:
         b.call(self.unlock, [])
         b.ret_void()
 
-    def _emit_steal_loop(self, fn, b, gen, threads, body, ctx, n):
-        """The caller claims (and runs) every chunk 1..T-1 no worker has claimed yet."""
-        entry = b.block
-        loop = fn.append_basic_block("steal")
-        steal = fn.append_basic_block("steal_one")
-        finish = fn.append_basic_block("stolen")
-        b.branch(loop)
-        b.position_at_end(loop)
-        index = b.phi(I64)
-        index.add_incoming(_i64(1), entry)
-        b.cbranch(b.icmp_unsigned("<", index, threads), steal, finish)
-        b.position_at_end(steal)
-        b.call(self.claim_and_run, [index, gen, threads, body, ctx, n])
-        index.add_incoming(b.add(index, _i64(1)), steal)
-        b.branch(loop)
-        b.position_at_end(finish)
-
     def _emit_configure(self):
-        """configure(threads, spin_ns, cpus, ncpus): stop the workers; the next job restarts them."""
+        """configure(threads, spin_ns, cpus, ncpus): stop the workers; the next job starts them."""
         fn, b = self._function("kiln_pool_configure", VOID, [I32, I64, I32.as_pointer(), I32],
                                exported=True)
         threads, spin_ns, cpus, ncpus = fn.args
@@ -587,22 +547,9 @@ class _PoolBuilder:
         self._store(b, threads, self.want)
         self._store(b, spin_ns, self.spin_ns)
         self._store(b, ncpus, self.ncpus)
-        entry = b.block
-        loop = fn.append_basic_block("copy_cpus")
-        copy = fn.append_basic_block("copy_one")
-        finish = fn.append_basic_block("finish")
-        count = b.zext(ncpus, I64)
-        b.branch(loop)
-        b.position_at_end(loop)
-        index = b.phi(I64)
-        index.add_incoming(_i64(0), entry)
-        b.cbranch(b.icmp_unsigned("<", index, count), copy, finish)
-        b.position_at_end(copy)
-        cpu = b.load(b.gep(cpus, [index], inbounds=True))
-        self._store(b, cpu, b.gep(self.cpus, [_i32(0), index], inbounds=True))
-        index.add_incoming(b.add(index, _i64(1)), copy)
-        b.branch(loop)
-        b.position_at_end(finish)
+        with self._for_range(b, 0, b.zext(ncpus, I64)) as index:
+            cpu = b.load(b.gep(cpus, [index], inbounds=True))
+            self._store(b, cpu, b.gep(self.cpus, [_i32(0), index], inbounds=True))
         b.call(self.unlock, [])
         b.ret_void()
 
