@@ -55,10 +55,11 @@ class VerifyEach(Instrument):
 
 def format_statistics(records) -> str:
     """A table of what each pass run did: time, nodes before/after, counters."""
-    rows = [("pass", "ms", "nodes", "changes")]
+    rows = [("pass", "ms", "live nodes (+added -removed)", "changes")]
     for r in records:
         counters = ", ".join(f"{k}: {v}" for k, v in sorted(r.counters.items()))
-        rows.append((r.name, f"{r.seconds * 1e3:.2f}", f"{r.nodes_before} -> {r.nodes_after}",
+        rows.append((r.name, f"{r.seconds * 1e3:.2f}",
+                     f"{r.nodes_before} -> {r.nodes_after} (+{r.added} -{r.removed})",
                      counters or ("changed" if r.changed else "-")))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]

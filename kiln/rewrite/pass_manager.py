@@ -33,6 +33,8 @@ class PassRecord:
     name: str
     nodes_before: int
     nodes_after: int = 0
+    added: int = 0              # live nodes after that were not there before
+    removed: int = 0            # live nodes before that are gone
     seconds: float = 0.0
     changed: bool = False
     counters: dict = field(default_factory=dict)   # e.g. {"rule add-zero": 3, "folded": 7}
@@ -52,7 +54,8 @@ class PassContext:
             self._current.counters[key] = self._current.counters.get(key, 0) + n
 
     def run_pass(self, p: Pass, graph: Graph) -> Graph:
-        record = PassRecord(p.name, count_nodes(graph))
+        live_before = live_nodes(graph)
+        record = PassRecord(p.name, len(live_before))
         for ins in self.instruments:
             ins.before_pass(p, graph, self)
         outer, self._current = self._current, record
@@ -63,7 +66,10 @@ class PassContext:
         finally:
             self._current = outer
         record.seconds = time.perf_counter() - start
-        record.nodes_after = count_nodes(graph)
+        live_after = live_nodes(graph)
+        record.nodes_after = len(live_after)
+        record.added = len(live_after - live_before)
+        record.removed = len(live_before - live_after)
         record.changed = fingerprint(graph) != before
         if record.changed:
             self.analyses.invalidate(keep=p.preserves)
@@ -107,18 +113,18 @@ class FixedPoint(Pass):
         return graph
 
 
-def count_nodes(graph: Graph) -> int:
-    """Live nodes: those with a path to a graph output (dead ones wait for DCE to collect them)."""
+def live_nodes(graph: Graph) -> set[int]:
+    """Ids of the live nodes: those with a path to a graph output (dead ones wait for DCE)."""
     from ..ir.graph import subgraphs
     live = {id(v) for v in graph.outputs}
-    count = 0
+    nodes = set()
     for node in reversed(graph.nodes):
         if any(v is not None and id(v) in live for v in node.outputs):
-            count += 1
+            nodes.add(id(node))
             live.update(id(v) for v in node.inputs if v is not None)
             for g in subgraphs(node):
                 live.update(id(v) for v in g.captured_values())
-    return count
+    return nodes
 
 
 def fingerprint(graph: Graph) -> str:
