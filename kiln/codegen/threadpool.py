@@ -5,7 +5,8 @@ module compiles it once per process with MCJIT, registers `kiln_parallel_for` an
 `kiln_num_threads` with `llvm.add_symbol` so every module compiled later can declare and call them,
 and owns the pool's lifetime: workers start on the first parallel call, are joined at interpreter
 exit before the engine holding their code is released, and are forgotten in a forked child (the
-child's first parallel call starts its own).
+child's first parallel call starts its own). Call `ensure_thread_pool()` before finalizing a module
+that declares `kiln_parallel_for`: that is when MCJIT resolves the symbol.
 
 The pool is process state by nature (threads, one engine): it lives in `_pool` below, guarded by a
 lock, and is the only mutable module-level state of the back end.
@@ -46,6 +47,7 @@ class _Pool:
 _lock = threading.Lock()
 _pool: _Pool | None = None
 _hooks_installed = False
+_shut_down = False
 
 
 def allowed_cpus() -> list[int]:
@@ -64,6 +66,8 @@ def ensure_thread_pool(num_threads: int | None = None) -> dict[str, int]:
     if num_threads is not None and not 1 <= num_threads <= MAX_THREADS:
         raise ValueError(f"num_threads must be in [1, {MAX_THREADS}], got {num_threads}")
     with _lock:
+        if _shut_down:
+            raise RuntimeError("kiln's thread pool was shut down (the interpreter is exiting)")
         if _pool is None:
             _pool = _compile_pool()
             _install_hooks()
@@ -130,13 +134,13 @@ def _after_fork_in_child() -> None:
 
 
 def shutdown_thread_pool() -> None:
-    """Join the workers, then release the engine (run at interpreter exit).
+    """Join the workers, then release the engine that holds their code (run at interpreter exit).
 
-    Generated code must not call `kiln_parallel_for` afterwards; `ensure_thread_pool` compiles a
-    new pool (at new addresses) if asked again.
+    Generated code must not call `kiln_parallel_for` afterwards, and `ensure_thread_pool` raises.
     """
-    global _pool
+    global _pool, _shut_down
     with _lock:
+        _shut_down = True
         if _pool is not None:
             _pool.shutdown()
             _pool.engine.close()
