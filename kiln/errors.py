@@ -43,6 +43,10 @@ class UnsupportedOpError(KilnError):
         super().__init__(message, node=node, hint=hint)
 
 
+class LoweringError(UnsupportedOpError):
+    """A node cannot be lowered to loops: op without lowering, dtype, or operand not constant."""
+
+
 class AttributeValueError(KilnError):
     """A node has a missing, unknown or ill-typed attribute, or a value out of range."""
 

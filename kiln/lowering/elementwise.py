@@ -1,0 +1,192 @@
+"""Elementwise and broadcasting ops: one scalar definition each, on Loop IR expressions.
+
+`SCALAR` maps an OpDef to fn(a, *xs) -> Expr, where `a` holds the node's attributes and xs are
+its operands' elements, already in their compute dtype (float16/bfloat16 as float32; see
+`tensor.apply`, which also broadcasts and rounds the result to the output dtype). One generic
+lowering turns every row into a Tensor, so an op's math is written once and fuses by composition.
+Ops that need a word more (Clip's scalar bounds, CastLike's target) have small lowerings below.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..loops.expr import Expr
+from . import exprs as E
+from .exprs import binary, cast, gt, lt, select, unary
+from .registry import register
+from .tensor import Tensor, apply
+
+
+def _c(value, like: Expr) -> Expr:
+    """A constant in the dtype of `like`."""
+    return E.const(value, like.dtype)
+
+
+def maximum(a, b): return binary("max", a, b)
+def minimum(a, b): return binary("min", a, b)
+def exp(x): return unary("exp", x)
+def log(x): return unary("log", x)
+def tanh(x): return unary("tanh", x)
+def sigmoid(x): return unary("sigmoid", x)
+
+
+def softplus(x):
+    """ln(1 + e^x) without overflow: max(x, 0) + ln(1 + e^-|x|)."""
+    return maximum(x, _c(0, x)) + log(1 + exp(-unary("abs", x)))
+
+
+def elu(x, alpha):
+    return select(gt(x, 0), x, (exp(x) - 1) * alpha)
+
+
+def hard_sigmoid(x, alpha, beta):
+    return minimum(maximum(x * alpha + beta, _c(0, x)), _c(1, x))
+
+
+def gelu(x, approximate):
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+        return x * 0.5 * (1 + tanh(inner))
+    return x * 0.5 * (1 + unary("erf", x / math.sqrt(2)))
+
+
+def shrink(x, bias, lambd):
+    if not x.dtype.is_float:       # integer inputs are compared and shifted in float64
+        x = cast(x, DType.float64)
+    return select(lt(x, -lambd), x + bias, select(gt(x, lambd), x - bias, _c(0, x)))
+
+
+def is_inf(x, a):
+    pos, neg = a.detect_positive, a.detect_negative
+    if pos and neg:
+        return unary("isinf", x)
+    if pos or neg:
+        return E.eq(x, _c(math.inf if pos else -math.inf, x))
+    return E.const(False, DType.bool)
+
+
+def mod(a, x, y):
+    return binary("fmod" if a.fmod else "mod", x, y)
+
+
+def bit_shift(a, x, y):
+    """Shifts by >= the bit width (or < 0) fill: 0, or the sign for right shifts of negatives."""
+    bits = x.dtype.itemsize * 8
+    out_of_range = binary("or", lt(y, 0), E.ge(y, bits))
+    amount = select(out_of_range, _c(0, y), y)
+    if a.direction == "LEFT":
+        return select(out_of_range, _c(0, x), binary("shl", x, amount))
+    fill = select(lt(x, 0), _c(-1, x), _c(0, x)) if x.dtype.is_signed else _c(0, x)
+    return select(out_of_range, fill, binary("shr", x, amount))
+
+
+def power(x, y):
+    """Float bases raise to y in their own dtype; integer bases go through float64 (C's pow,
+    exact while the result fits in 53 bits) and truncate back."""
+    if x.dtype.is_float:
+        return binary("pow", x, cast(y, x.dtype))
+    f64 = DType.float64
+    return cast(binary("pow", cast(x, f64), cast(y, f64)), x.dtype)
+
+
+def _unary_row(name: str):
+    return lambda a, x: unary(name, x)
+
+
+def _binary_row(name: str):
+    return lambda a, x, y: binary(name, x, y)
+
+
+def _compare_row(name: str):
+    return lambda a, x, y: E.compare(name, x, y)
+
+
+def _fold(name: str):
+    return lambda a, *xs: reduce(lambda p, q: binary(name, p, q), xs)
+
+
+SCALAR = {
+    # arithmetic, comparisons, logic, bitwise
+    ops.Add: _binary_row("add"), ops.Sub: _binary_row("sub"), ops.Mul: _binary_row("mul"),
+    ops.Div: _binary_row("div"),
+    ops.Equal: _compare_row("eq"), ops.Greater: _compare_row("gt"),
+    ops.GreaterOrEqual: _compare_row("ge"), ops.Less: _compare_row("lt"),
+    ops.LessOrEqual: _compare_row("le"),
+    ops.And: _binary_row("and"), ops.Or: _binary_row("or"), ops.Xor: _binary_row("xor"),
+    ops.BitwiseAnd: _binary_row("and"), ops.BitwiseOr: _binary_row("or"),
+    ops.BitwiseXor: _binary_row("xor"),
+    ops.Not: _unary_row("not"), ops.BitwiseNot: _unary_row("not"),
+    ops.Mod: mod, ops.BitShift: bit_shift, ops.Pow: lambda a, x, y: power(x, y),
+    ops.Max: _fold("max"), ops.Min: _fold("min"), ops.Sum: _fold("add"),
+    ops.Mean: lambda a, *xs: _fold("add")(a, *xs) / len(xs),
+    ops.Where: lambda a, c, x, y: select(c, x, y),
+    # unary math
+    ops.Abs: _unary_row("abs"), ops.Neg: _unary_row("neg"), ops.Sign: _unary_row("sign"),
+    ops.Reciprocal: _unary_row("reciprocal"), ops.Ceil: _unary_row("ceil"),
+    ops.Floor: _unary_row("floor"), ops.Round: _unary_row("round"), ops.Sqrt: _unary_row("sqrt"),
+    ops.Exp: _unary_row("exp"), ops.Log: _unary_row("log"), ops.Erf: _unary_row("erf"),
+    ops.Sin: _unary_row("sin"), ops.Cos: _unary_row("cos"), ops.Tan: _unary_row("tan"),
+    ops.Asin: _unary_row("asin"), ops.Acos: _unary_row("acos"), ops.Atan: _unary_row("atan"),
+    ops.Sinh: _unary_row("sinh"), ops.Cosh: _unary_row("cosh"), ops.Tanh: _unary_row("tanh"),
+    ops.Asinh: _unary_row("asinh"), ops.Acosh: _unary_row("acosh"),
+    ops.Atanh: _unary_row("atanh"),
+    ops.IsNaN: _unary_row("isnan"), ops.IsInf: lambda a, x: is_inf(x, a),
+    # activations
+    ops.Relu: lambda a, x: maximum(x, _c(0, x)),
+    ops.LeakyRelu: lambda a, x: select(E.ge(x, 0), x, x * a.alpha),
+    ops.ThresholdedRelu: lambda a, x: select(gt(x, a.alpha), x, _c(0, x)),
+    ops.Elu: lambda a, x: elu(x, a.alpha),
+    ops.Selu: lambda a, x: elu(x, a.alpha) * a.gamma,
+    ops.Celu: lambda a, x: maximum(x, _c(0, x)) + minimum(_c(0, x),
+                                                          (exp(x / a.alpha) - 1) * a.alpha),
+    ops.Sigmoid: lambda a, x: sigmoid(x),
+    ops.HardSigmoid: lambda a, x: hard_sigmoid(x, a.alpha, a.beta),
+    ops.HardSwish: lambda a, x: x * hard_sigmoid(x, 1 / 6, 0.5),
+    ops.Softplus: lambda a, x: softplus(x),
+    ops.Softsign: lambda a, x: x / (1 + unary("abs", x)),
+    ops.Mish: lambda a, x: x * tanh(softplus(x)),
+    ops.Swish: lambda a, x: x * sigmoid(x * a.alpha),
+    ops.Gelu: lambda a, x: gelu(x, a.approximate),
+    ops.Shrink: lambda a, x: shrink(x, a.bias, a.lambd),
+    ops.PRelu: lambda a, x, slope: select(gt(x, 0), x, x * slope),
+    ops.SwiGLU: lambda a, x, y: x * sigmoid(x * a.alpha) * y,
+    # conversions
+    ops.Cast: lambda a, x: cast(x, a.to),
+}
+
+
+@register(*SCALAR)
+def lower_elementwise(ctx, node, inputs):
+    a = ctx.attrs(node)
+    fn = SCALAR[node.op]
+    return [apply(lambda *xs: fn(a, *xs), inputs, ctx.out_dtype(node))]
+
+
+def scalar_operand(t: Tensor) -> Tensor:
+    """A one-element operand (shape [] or [1]) as a rank-0 tensor: it does not broadcast."""
+    return Tensor((), t.dtype, lambda idx: t.at((E.ZERO,) * t.rank))
+
+
+@register(ops.Clip)
+def lower_clip(ctx, node, inputs):
+    x, lo, hi = (list(inputs) + [None, None])[:3]
+    lo, hi = (None if b is None else scalar_operand(b) for b in (lo, hi))
+
+    def clip(v, lo_v, hi_v):
+        if lo_v is not None:
+            v = maximum(v, lo_v)
+        if hi_v is not None:
+            v = minimum(v, hi_v)
+        return v
+    return [apply(clip, [x, lo, hi], ctx.out_dtype(node))]
+
+
+@register(ops.CastLike)
+def lower_cast_like(ctx, node, inputs):
+    target = ctx.out_dtype(node)
+    return [apply(lambda x: cast(x, target), inputs[:1], target)]
+
