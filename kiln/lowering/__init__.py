@@ -75,7 +75,8 @@ Errors: a graph with ops that have no lowering, or dtypes the back end lacks (st
 float8, 4-bit), raises one LoweringError naming all of them (`.ops` lists the op names).
 """
 
-from . import creation, elementwise, movement, reduce, views  # noqa: F401  (each registers lowerings)
+# each module registers its lowerings
+from . import creation, elementwise, movement, reduce, views  # noqa: F401
 from .context import LowerContext
 from .graph import lower_graph
 from .registry import LOWERINGS, Lowering, lowering_for, register

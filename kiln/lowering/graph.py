@@ -122,7 +122,7 @@ def _all_buffers(inputs: list, outputs: list, kernels: list) -> list:
     return list(seen)
 
 
-# --- what the back end can take ----------------------------------------------------------------
+# --- what the back end can take ------------------------------------------------------------------
 
 def check_lowerable(graph: Graph) -> None:
     """Raise one LoweringError naming every op without a lowering and every value whose type
