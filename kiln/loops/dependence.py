@@ -11,10 +11,10 @@ accesses decide:
   pinned variables never meet, so their order does not matter.
 - Iterations that differ only in the unpinned ("free") variables touch the same elements. Their
   order is kept when the free variables keep their relative order; otherwise the change is
-  allowed only when every access is the same element and the region either only overwrites it
-  (the last iteration, which writes last in every order, wins) or folds into it with one
-  associative, commutative update `x = x op e` (a reduction: float sums then agree up to
-  rounding, since they are added in another order).
+  allowed only when every access is the same element and the region either only overwrites it,
+  unconditionally (the last iteration, which writes last in every order, wins), or folds into
+  it with one associative, commutative update `x = x op e` (a reduction: float sums then agree
+  up to rounding, since they are added in another order).
 
 A loop may run in parallel (or as vector lanes) when its variable is pinned by every buffer it
 writes and it assigns no outer Local. Index expressions are assumed to map distinct values of
@@ -30,7 +30,7 @@ from ..errors import ScheduleError
 from .expr import COMBINERS, Binary, Load, Reduce, Var, free_vars
 from .nest import all_exprs, all_stmts, subexprs
 from .printer import format_expr
-from .stmt import Assign, Kernel, Local, Loop, Store
+from .stmt import Assign, If, Kernel, Local, Loop, Store
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Target:
     name: str
     stores: list = field(default_factory=list)    # Store or Assign statements
     loads: list = field(default_factory=list)     # Load or Var expressions
+    conditional: bool = False                     # some store sits under an If
 
     @property
     def accesses(self) -> list:
@@ -104,12 +105,17 @@ def targets(body: list) -> tuple[list, set]:
     for e in all_exprs(body):
         if isinstance(e, Reduce):
             inside |= {v.name for v, _, _ in e.axes}
+    guarded = {id(s) for g in all_stmts(body) if isinstance(g, If)
+               for s in all_stmts(g.then + g.orelse)}
     for s in all_stmts(body):
         if isinstance(s, Store):
-            key = s.buffer.root
-            by_key.setdefault(key, Target(f"%{key.name}")).stores.append(s)
+            t = by_key.setdefault(s.buffer.root, Target(f"%{s.buffer.root.name}"))
         elif isinstance(s, Assign) and s.var.name not in inside:
-            by_key.setdefault(s.var.name, Target(s.var.name)).stores.append(s)
+            t = by_key.setdefault(s.var.name, Target(s.var.name))
+        else:
+            continue
+        t.stores.append(s)
+        t.conditional |= id(s) in guarded
     for e in all_exprs(body):
         if isinstance(e, Load) and e.buffer.root in by_key:
             by_key[e.buffer.root].loads.append(e)
@@ -127,8 +133,8 @@ def check_reorder(kernel: Kernel, old: list, new: list, body: list) -> None:
         free = band - t.pinned(band, inside)
         if [v for v in old if v in free] == [v for v in new if v in free]:
             continue        # iterations that meet keep their order
-        if t.identical() and (not t.loads or t.folds()):
-            continue        # an overwrite, or a reduction whose order does not matter
+        if t.identical() and (t.folds() or not (t.loads or t.conditional)):
+            continue        # a reduction whose order does not matter, or an overwrite
         raise ScheduleError(
             f"kernel {kernel.name}: cannot reorder {', '.join(old)} as {', '.join(new)}: "
             f"iterations differing in {', '.join(v for v in old if v in free)} all touch "

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kiln.errors import ScheduleError
 from kiln.ir.dtypes import DType
-from kiln.loops import Const, Kernel, Loop, LoopKind, Reduce, Store, Var
+from kiln.loops import Compare, Const, If, Kernel, Loop, LoopKind, Reduce, Store, Var
 from kiln.loops.interpreter import run_program
 from kiln.loops.nest import all_exprs
 from kiln.loops.printer import print_kernel
@@ -311,6 +311,24 @@ def test_dependences_block_reorder_and_parallel_loops():
     inner = outer.body[0]
     inner.body[0].value = inner.body[0].value * 2.0     # acc = (acc + x) * 2: not a fold
     _raises(lambda: reorder(total, ("m", "k")), "cannot reorder", "acc")
+
+
+def test_reorder_of_overwrites_keeps_the_last_writer_unless_a_store_is_conditional():
+    x = kernels.Buffer("x", kernels.f32, (3, 4), kernels.IN)
+    out = kernels.Buffer("out", kernels.f32, (1,), kernels.OUT)
+    a, b = Var("a"), Var("b")
+
+    def program(body):
+        nest = [Loop(a, 0, 3, [Loop(b, 0, 4, body)])]
+        return kernels.Program("last", [x], [out], [Kernel("last", nest, [x, out])])
+
+    last = program([Store(out, (0,), x[a, b])])
+    swapped = with_kernel(last, 0, reorder(last.kernels[0], ("b", "a")))
+    feeds = random_inputs(last)
+    np.testing.assert_array_equal(run_program(swapped, feeds)[0], run_program(last, feeds)[0])
+    positive = Compare("gt", x[a, b], Const(0.0, kernels.f32))
+    guarded = program([If(positive, [Store(out, (0,), x[a, b])])])
+    _raises(lambda: reorder(guarded.kernels[0], ("b", "a")), "cannot reorder", "%out[0]")
 
 
 def test_no_nested_parallel_loops_and_no_symbolic_full_unroll():
