@@ -18,6 +18,7 @@ Rules (each failure names the kernel and the rule):
   readonly   nothing is stored into an INPUT or CONSTANT buffer (or a view of one)
   buffers    a kernel touches only buffers it lists (a view counts as its base buffer)
   local      a LOCAL buffer is used by one kernel only (program)
+  node       statements and expressions are Loop IR nodes
   declared   every buffer a kernel touches is an input, output or buffer of the program, and
              every symbolic size is bound by an input axis (program)
 """
@@ -126,13 +127,16 @@ class _KernelChecker:
                 if scope.get(s.var.name, (None, None))[1] != "local":
                     self.fail(f"{s.var.name} is assigned but is not a Local in scope", "bound",
                               hint="declare it with Local(var, init) in an enclosing body")
+                if scope[s.var.name][0] is not s.var.dtype:
+                    self.fail(f"{s.var.name} is assigned as {s.var.dtype.short} but declared "
+                              f"{scope[s.var.name][0].short}", "dtype")
                 self.expect(s.value, s.var.dtype, scope, f"the value assigned to {s.var.name}")
             elif isinstance(s, If):
                 self.expect(s.cond, DType.bool, scope, "an If condition")
                 self.body(s.then, scope, in_parallel)
                 self.body(s.orelse, scope, in_parallel)
             else:
-                self.fail(f"{s!r} is not a Loop IR statement", "dtype")
+                self.fail(f"{s!r} is not a Loop IR statement", "node")
 
     def loop(self, s: Loop, scope: dict, in_parallel: bool) -> None:
         name = s.var.name
@@ -233,7 +237,7 @@ class _KernelChecker:
             self.reduce(e, scope)
             return
         if not isinstance(e, (Binary, Compare, Unary, Select, Cast)):
-            self.fail(f"{e!r} is not a Loop IR expression", "dtype")
+            self.fail(f"{e!r} is not a Loop IR expression", "node")
         for c in children(e):
             self.expr(c, scope)
         if isinstance(e, (Binary, Compare)) and e.a.dtype is not e.b.dtype:

@@ -150,6 +150,10 @@ def test_store_value_local_and_assign_dtypes():
     acc = Var("acc", f32)
     rejects(nest(Local(acc, Const(0))), "dtype", "local acc")
     rejects(nest(Local(acc, Const(0.0, f32)), Assign(acc, Const(1))), "dtype", "assigned")
+    wide = Var("acc", DType.float64)
+    rejects(nest(Local(acc, Const(0.0, f32)), Assign(wide, Const(1.0, DType.float64))), "dtype",
+            "declared f32")
+    rejects(nest("not a statement"), "node")
     rejects(nest(If(Const(1), [])), "dtype", "If condition")
     rejects(nest(Store(y, (i, j), Cast(f32, Var("i", i32)))), "dtype", "bound as i64")
 
