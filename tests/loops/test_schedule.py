@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from kiln.errors import ScheduleError
 from kiln.ir.dtypes import DType
-from kiln.loops import Compare, Const, If, Kernel, Loop, LoopKind, Reduce, Store, Var
+from kiln.loops import Compare, Const, If, Kernel, Load, Loop, LoopKind, Reduce, Store, Var
 from kiln.loops.interpreter import run_program
-from kiln.loops.nest import all_exprs
+from kiln.loops.nest import all_exprs, map_body, map_expr
 from kiln.loops.printer import print_kernel
 from kiln.loops.schedule import (fuse, inline, lower_reductions, parallelize, reorder, split, tile,
                                  unroll, vectorize)
@@ -166,6 +166,44 @@ def test_inline_keeps_results():
     lowered = with_kernel(after, 0, lower_reductions(consumer))
     verify_program(lowered)
     np.testing.assert_array_equal(run_program(lowered, feeds)[0], run_program(before, feeds)[0])
+
+
+def test_inline_into_a_triple_nest_and_a_symbolic_consumer():
+    before = kernels.matmul()
+    zero, update = before.kernels
+    a, b, c = update.buffers
+    a2 = kernels.Buffer("a2", a.dtype, a.shape, kernels.TEMP)
+    p, q = Var("p"), Var("q")
+    scale = Kernel("scale", [Loop(q, 0, 5, [Loop(p, 0, 3, [Store(a2, (p, q), a[p, q] * 3.0)])])],
+                   [a, a2])
+    reads_a2 = map_body(update.body, lambda e: map_expr(
+        e, lambda x: Load(a2, x.index) if isinstance(x, Load) and x.buffer is a else x))
+    uses_a2 = Kernel("matmul", reads_a2, [a2, b, c])
+    staged = kernels.Program("staged", [a, b], [c], [zero, scale, uses_a2], [a2])
+    fused = kernels.Program("fused", [a, b], [c], [zero, inline(scale, uses_a2)])
+    verify_program(staged)
+    verify_program(fused)
+    assert "%a2" not in print_kernel(fused.kernels[1])
+    feeds = random_inputs(before)
+    np.testing.assert_array_equal(run_program(fused, feeds)[0], run_program(staged, feeds)[0])
+    np.testing.assert_allclose(run_program(fused, feeds)[0], 3 * feeds["a"] @ feeds["b"],
+                               rtol=1e-5)
+
+    sym = kernels.symbolic()
+    x, out = sym.kernels[0].buffers
+    t = kernels.Buffer("t", x.dtype, x.shape, kernels.TEMP)
+    produce = Kernel("neg", [Loop(p, 0, kernels.n, [Loop(q, 0, 3, [Store(t, (p, q), -x[p, q])])])],
+                     [x, t])
+    i, j = Var("i"), Var("j")
+    consume = Kernel("flip", [Loop(i, 0, kernels.n, [Loop(j, 0, 3, [
+        Store(out, (i, j), t[i, 2 - j] + t[kernels.n - 1 - i, j])])])], [t, out])
+    staged = kernels.Program("staged", [x], [out], [produce, consume], [t], sym.sizes)
+    fused = kernels.Program("fused", [x], [out], [inline(produce, consume)], [], sym.sizes)
+    verify_program(fused)
+    for rows in (1, 4):
+        feeds = random_inputs(sym, {"n": rows})
+        np.testing.assert_array_equal(run_program(fused, feeds)[0],
+                                      run_program(staged, feeds)[0])
 
 
 def test_inline_renames_reduce_axes_the_consumer_uses():
