@@ -1,0 +1,347 @@
+"""Normalizations: Softmax, LogSoftmax, Hardmax along one axis; LayerNormalization,
+RMSNormalization, GroupNormalization, InstanceNormalization, BatchNormalization,
+MeanVarianceNormalization, LpNormalization and LRN.
+
+Each computes per-row statistics and then an elementwise expression of the input and them. The
+statistics are small: they are materialized into buffers of keepdims shape, one kernel each
+(softmax: the row maximum, then the sum of exponentials), and the final output is an `at` that
+reads them, so a later fusion pass may fuse it with its consumers. Statistics are computed in
+the op's stash type (float32 by default); narrow floats are computed in float32.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..loops.expr import Expr, Reduce
+from . import exprs as E
+from .reduce import count, into, kept_index, lowest, normalize_axis, reduction, temp
+from .registry import register
+from .tensor import Tensor, broadcast_index, compute_dtype, narrow, widen
+
+Index = tuple
+
+
+def _exp(e): return E.unary("exp", e)
+def _log(e): return E.unary("log", e)
+def _sqrt(e): return E.unary("sqrt", e)
+
+
+def _inv_sqrt(e: Expr, eps: float) -> Expr:
+    """1 / sqrt(e + eps), as the reference computes it (not an approximate rsqrt)."""
+    return E.const(1, e.dtype) / _sqrt(e + E.const(eps, e.dtype))
+
+
+def _buffer(ctx, node, i: int, shape, dtype: DType):
+    """The buffer of node output i when the graph uses it, else None (a TEMP will do)."""
+    if i < len(node.outputs) and node.outputs[i] is not None:
+        return ctx.buffer_for(node.outputs[i], shape, dtype)
+    return None
+
+
+def _stat(ctx, t: Tensor, hint: str, buf=None) -> Tensor:
+    return into(ctx, t, buf, hint) if buf is not None else temp(ctx, t, hint)
+
+
+def moments(ctx, shape, axes, term: Callable[[Index], Expr], dtype: DType, eps: float,
+            mean_buf=None, inv_buf=None) -> tuple[Tensor, Tensor]:
+    """Mean and 1/sqrt(variance + eps) of term over `axes` of an index space of `shape`, each
+    materialized with keepdims (two passes: the mean, then the mean squared deviation)."""
+    n = count(shape, axes, dtype)
+    total = reduction(ctx, shape, axes, "add", E.const(0, dtype), term)
+    mean = _stat(ctx, Tensor(total.shape, dtype, lambda idx: total.at(idx) / n), "mean",
+                 mean_buf)
+
+    def deviation(idx):
+        d = term(idx) - mean.at(kept_index(idx, axes))
+        return d * d
+    sq = reduction(ctx, shape, axes, "add", E.const(0, dtype), deviation)
+    inv = _stat(ctx, Tensor(sq.shape, dtype, lambda idx: _inv_sqrt(sq.at(idx) / n, eps)),
+                "inv_std", inv_buf)
+    return mean, inv
+
+
+def _as(e: Expr, dtype: DType) -> Expr:
+    return E.cast(e, dtype)
+
+
+# --- Softmax, LogSoftmax, Hardmax ----------------------------------------------------------------
+
+@register(ops.Softmax, ops.LogSoftmax)
+def lower_softmax(ctx, node, inputs):
+    """max along the axis, then sum of exp(x - max) (both materialized), then per element
+    exp(x - max) / sum, or (x - max) - log(sum)."""
+    x = inputs[0]
+    axis = normalize_axis(ctx, node, ctx.attrs(node).axis, x.rank)
+    dt = compute_dtype(x.dtype)
+    axes = (axis,)
+    m = temp(ctx, reduction(ctx, x.shape, axes, "max", lowest(dt), lambda idx: widen(x.at(idx))),
+             "row_max")
+
+    def shifted(idx):
+        return widen(x.at(idx)) - m.at(kept_index(idx, axes))
+    s = temp(ctx, reduction(ctx, x.shape, axes, "add", E.const(0, dt),
+                            lambda idx: _exp(shifted(idx))), "row_sum")
+    if node.op is ops.Softmax:
+        def at(idx):
+            return narrow(_exp(shifted(idx)) / s.at(kept_index(idx, axes)), x.dtype)
+    else:
+        def at(idx):
+            return narrow(shifted(idx) - _log(s.at(kept_index(idx, axes))), x.dtype)
+    return [Tensor(x.shape, x.dtype, at)]
+
+
+@register(ops.Hardmax)
+def lower_hardmax(ctx, node, inputs):
+    """1 at the first largest element along the axis (a NaN counts as largest), else 0."""
+    x = inputs[0]
+    axis = normalize_axis(ctx, node, ctx.attrs(node).axis, x.rank)
+    dt = compute_dtype(x.dtype)
+    axes = (axis,)
+    m = temp(ctx, reduction(ctx, x.shape, axes, "max", lowest(dt), lambda idx: widen(x.at(idx))),
+             "row_max")
+    n = x.shape[axis]
+
+    def term(idx):
+        v = widen(x.at(idx))
+        hit = E.binary("or", E.eq(v, m.at(kept_index(idx, axes))), E.unary("isnan", v))
+        return E.select(hit, idx[axis], n)
+    first = temp(ctx, reduction(ctx, x.shape, axes, "min", n, term), "first")
+    one, zero = E.const(1, x.dtype), E.const(0, x.dtype)
+    return [Tensor(x.shape, x.dtype, lambda idx: E.select(
+        E.eq(idx[axis], first.at(kept_index(idx, axes))), one, zero))]
+
+
+# --- LayerNormalization, RMSNormalization --------------------------------------------------------
+
+def _broadcast_at(t: Tensor, shape, idx) -> Expr:
+    return widen(t.at(broadcast_index(t.shape, shape, idx)))
+
+
+@register(ops.LayerNormalization)
+def lower_layer_norm(ctx, node, inputs):
+    x, scale, b = (list(inputs) + [None])[:3]
+    a = ctx.attrs(node)
+    axis = normalize_axis(ctx, node, a.axis, x.rank)
+    axes = tuple(range(axis, x.rank))
+    stash = compute_dtype(a.stash_type)
+    stats_shape = tuple(E.ONE if d in axes else n for d, n in enumerate(x.shape))
+    # the Mean and InvStdDev outputs are written directly unless they must be rounded first
+    direct = stash is a.stash_type
+    mean, inv = moments(ctx, x.shape, axes, lambda idx: _as(x.at(idx), stash), stash, a.epsilon,
+                        _buffer(ctx, node, 1, stats_shape, stash) if direct else None,
+                        _buffer(ctx, node, 2, stats_shape, stash) if direct else None)
+    dt = compute_dtype(x.dtype)
+
+    def at(idx):
+        k = kept_index(idx, axes)
+        y = _as((_as(x.at(idx), stash) - mean.at(k)) * inv.at(k), dt) * \
+            _broadcast_at(scale, x.shape, idx)
+        if b is not None:
+            y = y + _broadcast_at(b, x.shape, idx)
+        return narrow(y, x.dtype)
+    stats = [t if direct else Tensor(t.shape, a.stash_type, lambda idx, t=t: narrow(
+        t.at(idx), a.stash_type)) for t in (mean, inv)]
+    return [Tensor(x.shape, x.dtype, at), *stats]
+
+
+@register(ops.RMSNormalization)
+def lower_rms_norm(ctx, node, inputs):
+    x, scale = inputs
+    a = ctx.attrs(node)
+    axis = normalize_axis(ctx, node, a.axis, x.rank)
+    axes = tuple(range(axis, x.rank))
+    stash = compute_dtype(a.stash_type)
+    n = count(x.shape, axes, stash)
+
+    def square(idx):
+        v = _as(x.at(idx), stash)
+        return v * v
+    total = reduction(ctx, x.shape, axes, "add", E.const(0, stash), square)
+    inv = temp(ctx, Tensor(total.shape, stash, lambda idx: _inv_sqrt(total.at(idx) / n,
+                                                                     a.epsilon)), "inv_rms")
+    out = scale.dtype
+    dt = compute_dtype(out)
+    return [Tensor(x.shape, out, lambda idx: narrow(
+        _as(_as(x.at(idx), stash) * inv.at(kept_index(idx, axes)), dt) *
+        _broadcast_at(scale, x.shape, idx), out))]
+
+
+# --- GroupNormalization, InstanceNormalization, BatchNormalization -------------------------------
+
+def _channel(t: Tensor, c) -> Expr:
+    """Element c of a per-channel vector, widened."""
+    return widen(t.at((c,)))
+
+
+@register(ops.GroupNormalization)
+def lower_group_norm(ctx, node, inputs):
+    """Statistics per (sample, group) over the group's channels and the spatial axes: the input
+    is seen as (N, G, C/G, *spatial)."""
+    x, scale, bias = inputs
+    a = ctx.attrs(node)
+    stash = compute_dtype(a.stash_type)
+    groups = a.num_groups
+    per_group = E.floordiv(x.shape[1], groups)
+    shape = (x.shape[0], E.const(groups, DType.int64), per_group, *x.shape[2:])
+    axes = tuple(range(2, len(shape)))
+
+    def grouped(idx):
+        n, g, c, *rest = idx
+        return _as(x.at((n, E.add(E.mul(g, per_group), c), *rest)), stash)
+    mean, inv = moments(ctx, shape, axes, grouped, stash, a.epsilon)
+    dt = compute_dtype(x.dtype)
+
+    def at(idx):
+        n, c, *rest = idx
+        k = (n, E.floordiv(c, per_group)) + (E.ZERO,) * (len(shape) - 2)
+        normal = narrow((_as(x.at(idx), stash) - mean.at(k)) * inv.at(k), x.dtype)
+        return narrow(widen(normal) * _channel(scale, c) + _channel(bias, c), x.dtype)
+    return [Tensor(x.shape, x.dtype, at)]
+
+
+@register(ops.InstanceNormalization)
+def lower_instance_norm(ctx, node, inputs):
+    x, scale, b = inputs
+    dt = compute_dtype(x.dtype)
+    axes = tuple(range(2, x.rank))
+    mean, inv = moments(ctx, x.shape, axes, lambda idx: widen(x.at(idx)), dt,
+                        ctx.attrs(node).epsilon)
+
+    def at(idx):
+        k = kept_index(idx, axes)
+        y = (widen(x.at(idx)) - mean.at(k)) * inv.at(k)
+        return narrow(y * _channel(scale, idx[1]) + _channel(b, idx[1]), x.dtype)
+    return [Tensor(x.shape, x.dtype, at)]
+
+
+@register(ops.BatchNormalization)
+def lower_batch_norm(ctx, node, inputs):
+    """Per channel (x - mean) / sqrt(var + eps) * scale + B, in float64 for float64 inputs and
+    float32 otherwise. Inference uses input_mean/var; training mode the batch statistics (over
+    N and the spatial axes), and its running_mean/var outputs blend them in with momentum."""
+    x, scale, b, mean_in, var_in = inputs
+    a = ctx.attrs(node)
+    cdt = DType.float64 if x.dtype is DType.float64 else DType.float32
+    axes = (0, *range(2, x.rank))
+    outs = []
+    if a.training_mode:
+        mean, inv = moments(ctx, x.shape, axes, lambda idx: _as(x.at(idx), cdt), cdt, a.epsilon)
+
+        def batch(t, c):
+            return t.at((E.ZERO, c) + (E.ZERO,) * (x.rank - 2))
+
+        def statistics(idx):
+            return batch(mean, idx[1]), batch(inv, idx[1])
+    else:
+        def statistics(idx):
+            c = idx[1]
+            return _as(mean_in.at((c,)), cdt), _inv_sqrt(_as(var_in.at((c,)), cdt), a.epsilon)
+
+    def at(idx):
+        m, inv_std = statistics(idx)
+        c = idx[1]
+        y = (_as(x.at(idx), cdt) - m) * inv_std * _as(scale.at((c,)), cdt) + \
+            _as(b.at((c,)), cdt)
+        return narrow(y, x.dtype)
+    outs.append(Tensor(x.shape, x.dtype, at))
+    if a.training_mode:
+        outs.extend(_running_stats(ctx, x, mean_in, var_in, mean, cdt, a.momentum, axes))
+    return outs
+
+
+def _running_stats(ctx, x, mean_in, var_in, mean, cdt, momentum, axes):
+    """running = input * momentum + batch * (1 - momentum), for the mean and the (population)
+    variance; the batch variance is recomputed from the batch mean, as a statistic."""
+    m, rest = E.const(momentum, cdt), E.const(1 - momentum, cdt)
+
+    def deviation(idx):
+        d = _as(x.at(idx), cdt) - mean.at(kept_index(idx, axes))
+        return d * d
+    sq = reduction(ctx, x.shape, axes, "add", E.const(0, cdt), deviation)
+    n = count(x.shape, axes, cdt)
+    var = temp(ctx, Tensor(sq.shape, cdt, lambda idx: sq.at(idx) / n), "batch_var")
+
+    def blend(given: Tensor, batch: Tensor) -> Tensor:
+        def at(idx):
+            c = idx[0]
+            stat = batch.at((E.ZERO, c) + (E.ZERO,) * (x.rank - 2))
+            return narrow(_as(given.at((c,)), cdt) * m + stat * rest, given.dtype)
+        return Tensor(given.shape, given.dtype, at)
+    return [blend(mean_in, mean), blend(var_in, var)]
+
+
+# --- MeanVarianceNormalization, LpNormalization, LRN ---------------------------------------------
+
+@register(ops.MeanVarianceNormalization)
+def lower_mvn(ctx, node, inputs):
+    """(x - mean) / (std + 1e-9) over the `axes` attribute."""
+    x = inputs[0]
+    axes = tuple(sorted({normalize_axis(ctx, node, v, x.rank)
+                         for v in ctx.attrs(node).axes}))
+    dt = compute_dtype(x.dtype)
+    n = count(x.shape, axes, dt)
+    xs = lambda idx: widen(x.at(idx))      # noqa: E731
+    total = reduction(ctx, x.shape, axes, "add", E.const(0, dt), xs)
+    mean = temp(ctx, Tensor(total.shape, dt, lambda idx: total.at(idx) / n), "mean")
+
+    def deviation(idx):
+        d = xs(idx) - mean.at(kept_index(idx, axes))
+        return d * d
+    sq = reduction(ctx, x.shape, axes, "add", E.const(0, dt), deviation)
+    std = temp(ctx, Tensor(sq.shape, dt, lambda idx: _sqrt(sq.at(idx) / n) +
+                           E.const(1e-9, dt)), "std")
+    return [Tensor(x.shape, x.dtype, lambda idx: narrow(
+        (xs(idx) - mean.at(kept_index(idx, axes))) / std.at(kept_index(idx, axes)), x.dtype))]
+
+
+@register(ops.LpNormalization)
+def lower_lp_norm(ctx, node, inputs):
+    """x / ||x||_p along the axis (p = 1 or 2), 0 where the norm is 0."""
+    x = inputs[0]
+    a = ctx.attrs(node)
+    if a.p not in (1, 2):
+        ctx.fail(node, f"p must be 1 or 2, got {a.p}")
+    axis = normalize_axis(ctx, node, a.axis, x.rank)
+    dt = compute_dtype(x.dtype)
+    axes = (axis,)
+
+    def term(idx):
+        v = widen(x.at(idx))
+        return E.unary("abs", v) if a.p == 1 else v * v
+    total = reduction(ctx, x.shape, axes, "add", E.const(0, dt), term)
+    norm = temp(ctx, total if a.p == 1 else Tensor(total.shape, dt, lambda idx: _sqrt(
+        total.at(idx))), "norm")
+    zero = E.const(0, dt)
+
+    def at(idx):
+        nrm = norm.at(kept_index(idx, axes))
+        safe = E.select(E.eq(nrm, zero), E.const(1, dt), nrm)
+        return narrow(E.select(E.eq(nrm, zero), zero, widen(x.at(idx)) / safe), x.dtype)
+    return [Tensor(x.shape, x.dtype, at)]
+
+
+@register(ops.LRN)
+def lower_lrn(ctx, node, inputs):
+    """x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta."""
+    x = inputs[0]
+    a = ctx.attrs(node)
+    dt = compute_dtype(x.dtype)
+    size = a.size
+    before = (size - 1) // 2
+    channels = x.shape[1]
+
+    def at(idx):
+        n, c, *rest = idx
+        j = ctx.fresh_var("r")
+        ch = E.sub(E.add(c, j), before)
+        inside = E.binary("and", E.ge(ch, 0), E.lt(ch, channels))
+        v = widen(x.at((n, E.clamp(ch, 0, E.sub(channels, 1)), *rest)))
+        window = Reduce("add", E.const(0, dt), ((j, E.ZERO, E.const(size, DType.int64)),),
+                          E.select(inside, v * v, E.const(0, dt)))
+        denom = E.binary("pow", E.const(a.bias, dt) + E.const(a.alpha / size, dt) * window,
+                         E.const(a.beta, dt))
+        return narrow(widen(x.at(idx)) / denom, x.dtype)
+    return [Tensor(x.shape, x.dtype, at)]
