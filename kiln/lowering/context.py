@@ -36,6 +36,7 @@ class LowerContext:
         self._tensors: dict[int, Tensor] = {}               # id(Value) -> Tensor
         self._names: set[str] = set()
         self._kernel_names: set[str] = set()
+        self._kernel_vars: set[str] = set()         # loop variables of the kernel being built
         self._output_ids = {id(v) for v in graph.outputs}
         self._buffers: dict[int, Buffer] = {}               # id(Value) -> buffer written for it
 
@@ -58,9 +59,17 @@ class LowerContext:
         return Var(self.fresh_name(hint))
 
     def index_vars(self, rank: int) -> list[Var]:
-        """Loop variables i0, i1, ... for one loop nest (they may repeat across nests)."""
-        return [Var(f"i{k}") if f"i{k}" not in self.symbols else self.fresh_var(f"i{k}")
-                for k in range(rank)]
+        """Loop variables i0, i1, ... for one loop nest, distinct from those of the other nests
+        of the kernel being built (the next `emit` starts a new kernel)."""
+        out = []
+        for k in range(rank):
+            name, n = f"i{k}", 0
+            while name in self._kernel_vars or name in self.symbols:
+                n += 1
+                name = f"i{k}_{n}"
+            self._kernel_vars.add(name)
+            out.append(Var(name))
+        return out
 
     # --- values -----------------------------------------------------------------------------
 
@@ -115,7 +124,9 @@ class LowerContext:
         return self._buffers.get(id(value))
 
     def emit(self, kernel: Kernel) -> Kernel:
+        """Append a kernel to the program (in execution order)."""
         self.kernels.append(kernel)
+        self._kernel_vars.clear()
         return kernel
 
     def materialize(self, t: Tensor, buffer: Buffer, name: str) -> Kernel:

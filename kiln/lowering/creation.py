@@ -20,6 +20,8 @@ from .tensor import Tensor
 
 def _pick(values: list, i):
     """values[i] for an index expression i (a Select chain unless i is a constant)."""
+    if not values:
+        return E.ZERO       # an empty shape: never read
     if isinstance(i, Const):
         return values[i.value]
     out = values[-1]

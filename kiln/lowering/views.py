@@ -71,15 +71,55 @@ def reshape(ctx, t: Tensor, name: str, shape) -> Tensor:
 
 
 def reshape_index(src_shape, out_shape, idx) -> tuple:
-    """The source index of output element idx: through its row-major flat position."""
-    flat = E.ZERO
-    for i, stride in zip(idx, row_major_strides(out_shape)):
-        flat = E.add(flat, E.mul(i, stride))
+    """The source index of output element idx (row-major order). Runs of dims whose products
+    match are re-mapped on their own, so (b, s, h*d) -> (b, s, h, d) touches only the last axis."""
+    groups = _reshape_groups(tuple(src_shape), tuple(out_shape))
+    if groups is None:
+        groups = [((0, len(src_shape)), (0, len(out_shape)))]
     out = []
-    for k, stride in enumerate(row_major_strides(src_shape)):
-        v = E.floordiv(flat, stride)
-        out.append(E.mod(v, src_shape[k]) if k else v)
+    for (s0, s1), (o0, o1) in groups:
+        if s1 - s0 == 1 and o1 - o0 == 1:
+            out.append(idx[o0])
+            continue
+        flat = E.ZERO
+        for i, stride in zip(idx[o0:o1], row_major_strides(out_shape[o0:o1])):
+            flat = E.add(flat, E.mul(i, stride))
+        for k, stride in enumerate(row_major_strides(src_shape[s0:s1])):
+            v = E.floordiv(flat, stride)
+            out.append(E.mod(v, src_shape[s0 + k]) if k else v)
     return tuple(out)
+
+
+def _divides(a, b) -> bool:
+    """Is the product a a factor of the product b?"""
+    (ca, fa), (cb, fb) = E.factors(a), E.factors(b)
+    rest = list(fb)
+    for f in fa:
+        if f not in rest:
+            return False
+        rest.remove(f)
+    return ca != 0 and cb % ca == 0
+
+
+def _reshape_groups(src, out):
+    """[((src start, stop), (out start, stop))] of runs with equal products, or None."""
+    if any(E.is_const(d, 0) for d in src + out):
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(src) or j < len(out):
+        si, oj = i, j
+        ps = src[i] if i < len(src) else E.ONE
+        po = out[j] if j < len(out) else E.ONE
+        i, j = min(i + 1, len(src)), min(j + 1, len(out))
+        while not E.same(ps, po):
+            if _divides(ps, po) and i < len(src):
+                ps, i = E.mul(ps, src[i]), i + 1
+            elif _divides(po, ps) and j < len(out):
+                po, j = E.mul(po, out[j]), j + 1
+            else:
+                return None
+        groups.append(((si, i), (oj, j)))
+    return groups
 
 
 def solve_reshape(ctx, node, in_shape, target, allowzero: bool) -> tuple:

@@ -22,6 +22,7 @@ from kiln.ir.interpreter import interpret
 from kiln.ir.ops import get_op
 from kiln.ir.types import TensorType
 from kiln.loops.interpreter import run_program
+from kiln.loops.verifier import verify_program
 from kiln.lowering import lower_graph
 
 HAVE_CODEGEN = importlib.util.find_spec("kiln.codegen") is not None
@@ -56,9 +57,11 @@ def tolerance(dtype) -> tuple[float, float]:
 
 def check_graph(backend: str, graph, feeds: dict, rtol: float | None = None,
                 atol: float | None = None):
-    """Lower `graph`, run it on `feeds` and compare with the interpreter; returns the Program."""
+    """Lower `graph`, verify the program, run it on `feeds` and compare with the interpreter;
+    returns the Program."""
     want = interpret(graph, feeds)
     program = lower_graph(graph)
+    verify_program(program)
     got = run_backend(backend, program, feeds)
     assert len(got) == len(want)
     for k, (g, w) in enumerate(zip(got, want)):
