@@ -1,0 +1,159 @@
+"""MatMul (NumPy semantics: 1-D operands, broadcast batch dims), Gemm and Einsum.
+
+Each is a contraction written as a `Reduce` over the summed index inside `at`, so the default
+nest is: output loops (outermost parallel, the contiguous N loop vectorized) around the reduction.
+That is correct and simple, not fast; GEMM tiling and packing (see DESIGN.md's measured facts)
+is a schedule for later. Narrow floats accumulate in float32.
+"""
+
+from __future__ import annotations
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..ir.ops.linalg import _ELLIPSIS, parse_einsum
+from ..loops.expr import Const, Expr, Reduce
+from . import exprs as E
+from .registry import register
+from .tensor import Tensor, broadcast_index, broadcast_shape, compute_dtype, narrow, widen
+
+
+def _inner(a, b) -> Expr:
+    """The contracted size: whichever operand states it as a constant."""
+    return a if isinstance(a, Const) or not isinstance(b, Const) else b
+
+
+def contract(ctx, terms, size: Expr, dtype: DType) -> Expr:
+    """sum over k in [0, size) of the product of terms(k) (each a function k -> Expr)."""
+    k = ctx.fresh_var("k")
+    body = None
+    for t in terms:
+        body = t(k) if body is None else body * t(k)
+    return Reduce("add", E.const(0, dtype), ((k, E.ZERO, size),), body)
+
+
+@register(ops.MatMul)
+def lower_matmul(ctx, node, inputs):
+    a, b = inputs
+    dt = compute_dtype(a.dtype)
+    a_batch = a.shape[:-2]
+    b_batch = b.shape[:-2]
+    batch = broadcast_shape(a_batch, b_batch)
+    nb = len(batch)
+    m = [a.shape[-2]] if a.rank > 1 else []
+    n = [b.shape[-1]] if b.rank > 1 else []
+    size = _inner(a.shape[-1], b.shape[-2] if b.rank > 1 else b.shape[0])
+
+    def at(idx):
+        bidx, rest = idx[:nb], idx[nb:]
+        i = rest[:1] if a.rank > 1 else ()
+        j = rest[-1:] if b.rank > 1 else ()
+        ai = broadcast_index(a_batch, batch, bidx)
+        bi = broadcast_index(b_batch, batch, bidx)
+        return narrow(contract(ctx, [lambda k: widen(a.at((*ai, *i, k))),
+                                     lambda k: widen(b.at((*bi, k, *j)))], size, dt), a.dtype)
+    return [Tensor((*batch, *m, *n), a.dtype, at)]
+
+
+@register(ops.Gemm)
+def lower_gemm(ctx, node, inputs):
+    """alpha * A' @ B' + beta * C (C broadcast to M x N). Integer operands scale in float64."""
+    a, b, c = (list(inputs) + [None])[:3]
+    attrs = ctx.attrs(node)
+    dt = compute_dtype(a.dtype)
+    rows_a = (lambda i, k: (k, i)) if attrs.transA else (lambda i, k: (i, k))
+    rows_b = (lambda k, j: (j, k)) if attrs.transB else (lambda k, j: (k, j))
+    m = a.shape[1] if attrs.transA else a.shape[0]
+    size = _inner(a.shape[0] if attrs.transA else a.shape[1],
+                  b.shape[1] if attrs.transB else b.shape[0])
+    n = b.shape[0] if attrs.transB else b.shape[1]
+    shape = (m, n)
+    use_c = c is not None and attrs.beta != 0
+    scale_dt = dt if dt.is_float else DType.float64
+
+    def scaled(e: Expr, factor: float) -> Expr:
+        if factor == 1:
+            return e
+        return E.cast(E.cast(e, scale_dt) * E.const(factor, scale_dt), dt)
+
+    def at(idx):
+        i, j = idx
+        y = scaled(contract(ctx, [lambda k: widen(a.at(rows_a(i, k))),
+                                  lambda k: widen(b.at(rows_b(k, j)))], size, dt), attrs.alpha)
+        if use_c:
+            y = y + scaled(widen(c.at(broadcast_index(c.shape, shape, idx))), attrs.beta)
+        return narrow(y, a.dtype)
+    return [Tensor(shape, a.dtype, at)]
+
+
+# --- Einsum ----------------------------------------------------------------------------------
+
+class _Failer:
+    """What parse_einsum needs of an inference context: a way to fail, naming the node."""
+
+    def __init__(self, ctx, node):
+        self.ctx, self.node = ctx, node
+
+    def fail(self, message, hint=None):
+        self.ctx.fail(self.node, message, hint)
+
+
+@register(ops.Einsum)
+def lower_einsum(ctx, node, inputs):
+    """One Reduce over every label missing from the output, of the product of the operands.
+    A repeated label reads a diagonal; a label or ellipsis dim of size 1 broadcasts. Ellipsis
+    dims are labels of their own, ('.', p) with p counted from the right (-1 is the last)."""
+    terms, out = parse_einsum(_Failer(ctx, node), ctx.attrs(node).equation, len(inputs))
+    dtype = inputs[0].dtype
+    dt = compute_dtype(dtype)
+    ell_shapes, dims_of = [], []
+    for t, term in zip(inputs, terms):
+        labels = term.replace(_ELLIPSIS, "")
+        n_ell = t.rank - len(labels)
+        if n_ell < 0 or (n_ell and _ELLIPSIS not in term):
+            ctx.fail(node, f"term '{term}' does not fit its operand of rank {t.rank}")
+        if _ELLIPSIS in term:
+            pre = term.index(_ELLIPSIS)
+            ell_shapes.append(t.shape[pre:pre + n_ell])
+            dims_of.append([*term[:pre], *((_ELLIPSIS, e - n_ell) for e in range(n_ell)),
+                            *term[pre + 1:]])
+        else:
+            dims_of.append(list(term))
+    ell = broadcast_shape(*ell_shapes) if ell_shapes else ()
+    sizes: dict = {(_ELLIPSIS, e - len(ell)): n for e, n in enumerate(ell)}
+    for t, dims in zip(inputs, dims_of):
+        for d, n in zip(dims, t.shape):
+            if not isinstance(d, tuple):
+                sizes[d] = _label_size(sizes.get(d), n)
+    out_labels = []
+    for ch in out:
+        out_labels.extend([(_ELLIPSIS, e - len(ell)) for e in range(len(ell))]
+                          if ch == _ELLIPSIS else [ch])
+    summed = [d for d in sizes if d not in out_labels]
+
+    def at(idx):
+        where = dict(zip(out_labels, idx))
+        ranges = []
+        for d in summed:
+            where[d] = ctx.fresh_var("k")
+            ranges.append((where[d], E.ZERO, sizes[d]))
+        body = None
+        for t, dims in zip(inputs, dims_of):
+            index = tuple(E.ZERO if E.is_const(n, 1) else where[d] for d, n in zip(dims, t.shape))
+            v = widen(t.at(index))
+            body = v if body is None else body * v
+        if ranges:
+            body = Reduce("add", E.const(0, dt), tuple(ranges), body)
+        return narrow(body, dtype)
+    return [Tensor(tuple(sizes[d] for d in out_labels), dtype, at)]
+
+
+def _label_size(prev, n):
+    """A label's size from two operands: a size that is not 1 wins (broadcasting), and a
+    constant wins over a symbol."""
+    if prev is None or E.is_const(prev, 1):
+        return n
+    if E.is_const(n, 1):
+        return prev
+    if isinstance(n, Const) and not isinstance(prev, Const):
+        return n
+    return prev
