@@ -253,8 +253,11 @@ def fold_node(e: Expr) -> Expr:
         return e.a if e.cond.value else e.b
     if kids and all(isinstance(k, Const) for k in kids):
         return _value(e)
-    if isinstance(e, Binary) and e.a.dtype is i64:
-        return simplify_index(e)
+    if isinstance(e, Binary) and e.a.dtype.is_int:
+        if e.op in ("div", "floordiv") and is_const(e.b, 1):
+            return e.a
+        if e.a.dtype is i64:
+            return simplify_index(e)
     return e
 
 
