@@ -1,0 +1,102 @@
+"""Conv and ConvTranspose lowered to Loop IR, against the Graph IR interpreter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiln.errors import LoweringError
+from kiln.ir.builder import GraphBuilder
+from kiln.ir.dtypes import DType
+from kiln.ir.types import TensorType
+from kiln.lowering import lower_graph
+
+from .compare_backends import backend, check, one_node, rand  # noqa: F401  (fixture)
+
+# (x shape, w shape, attributes, bias)
+CONV_CASES = [
+    ((1, 2, 7), (3, 2, 3), {}, True),                                          # 1-D
+    ((2, 3, 5, 4), (2, 3, 3, 2), {"pads": [1, 0, 2, 1]}, True),                # 2-D, pads
+    ((1, 4, 7, 6), (4, 2, 3, 3), {"group": 2, "strides": [2, 3]}, False),      # groups, strides
+    ((1, 3, 8, 7), (3, 1, 3, 2), {"group": 3, "dilations": [2, 3],
+                                  "pads": [2, 1, 1, 2]}, True),                # depthwise
+    ((1, 2, 5, 5), (1, 2, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, True),
+    ((1, 2, 6, 5), (2, 2, 2, 3), {"auto_pad": "SAME_LOWER"}, False),
+    ((1, 2, 5, 6), (2, 2, 3, 3), {"auto_pad": "VALID", "strides": [1, 2]}, True),
+    ((1, 2, 4, 3, 5), (2, 2, 2, 1, 3), {"pads": [1, 0, 1, 0, 1, 1]}, True),     # 3-D
+    ((1, 3, 3, 3), (5, 3, 1, 1), {}, True),                                    # 1x1
+    ((1, 1, 7), (2, 1, 3), {"pads": [3, 3], "strides": [2]}, False),           # pad > kernel/2
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs,bias", CONV_CASES, ids=[str(c[2]) for c in CONV_CASES])
+def test_conv(xs, ws, attrs, bias, backend):
+    rng = np.random.default_rng(1)
+    ins = [rand(rng, xs), rand(rng, ws)] + ([rand(rng, (ws[0],))] if bias else [])
+    g, feeds = one_node("Conv", ins, attrs)
+    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_constant_weights_symbolic_batch(backend):
+    rng = np.random.default_rng(2)
+    b = GraphBuilder("conv")
+    x = b.input("x", TensorType(DType.float32, ("n", 2, 5, 5)))
+    w = b.constant(rand(rng, (4, 2, 3, 3)), "w")
+    bias = b.constant(rand(rng, (4,)), "b")
+    b.output(b.Conv(x, w, bias, pads=[1, 1, 1, 1], strides=[2, 1]))
+    check(b.graph, {"x": rand(rng, (3, 2, 5, 5))}, backend, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_symbolic_spatial(backend):
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (1, 2, 6, 5)), rand(rng, (3, 2, 3, 2))
+    for attrs in ({"pads": [1, 0, 1, 1], "strides": [2, 1]}, {"auto_pad": "SAME_UPPER",
+                                                              "strides": [2, 2]}):
+        g, feeds = one_node("Conv", [x, w], attrs, dims={0: (1, 2, "h", "w")})
+        check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_float64_and_float16(backend):
+    rng = np.random.default_rng(4)
+    for dtype, tol in ((np.float64, 1e-10), (np.float16, 3e-3)):
+        g, feeds = one_node("Conv", [rand(rng, (1, 2, 5, 4), dtype), rand(rng, (2, 2, 2, 2), dtype),
+                                     rand(rng, (2,), dtype)], {"pads": [1, 1, 0, 0]})
+        check(g, feeds, backend, rtol=tol, atol=tol)
+
+
+def test_conv_kernel_must_be_static():
+    b = GraphBuilder("conv")
+    x = b.input("x", TensorType(DType.float32, (1, 2, 5)))
+    w = b.input("w", TensorType(DType.float32, (3, 2, "k")))
+    b.output(b.Conv(x, w))
+    with pytest.raises(LoweringError, match="kernel"):
+        lower_graph(b.graph)
+
+
+TRANSPOSE_CASES = [
+    ((1, 2, 4), (2, 3, 3), {}),
+    ((1, 2, 3, 4), (2, 2, 3, 2), {"strides": [2, 3]}),
+    ((2, 4, 3, 3), (4, 1, 2, 3), {"group": 2, "strides": [2, 1], "pads": [1, 0, 0, 1]}),
+    ((1, 2, 3, 3), (2, 2, 3, 3), {"dilations": [2, 1], "strides": [2, 2],
+                                  "output_padding": [1, 0]}),
+    ((1, 1, 3, 2), (1, 2, 2, 2), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ((1, 1, 3, 2), (1, 2, 3, 2), {"auto_pad": "SAME_LOWER", "strides": [2, 3]}),
+    ((1, 2, 3), (2, 1, 3), {"output_shape": [9], "strides": [3]}),
+    ((1, 2, 2, 2, 2), (2, 1, 2, 2, 2), {"strides": [2, 1, 2]}),              # 3-D
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs", TRANSPOSE_CASES, ids=[str(c[2]) for c in TRANSPOSE_CASES])
+def test_conv_transpose(xs, ws, attrs, backend):
+    rng = np.random.default_rng(5)
+    group = attrs.get("group", 1)
+    ins = [rand(rng, xs), rand(rng, ws), rand(rng, (ws[1] * group,))]
+    g, feeds = one_node("ConvTranspose", ins, attrs)
+    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_symbolic_batch_no_bias(backend):
+    rng = np.random.default_rng(6)
+    g, feeds = one_node("ConvTranspose", [rand(rng, (2, 2, 3, 3)), rand(rng, (2, 3, 2, 2))],
+                        {"strides": [2, 2]}, dims={0: ("n", 2, 3, 3)})
+    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
