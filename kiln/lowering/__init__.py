@@ -76,7 +76,8 @@ float8, 4-bit), raises one LoweringError naming all of them (`.ops` lists the op
 """
 
 # each module registers its lowerings
-from . import creation, elementwise, movement, reduce, views  # noqa: F401
+from . import (creation, conv, elementwise, linalg, movement, normalization, pool,  # noqa: F401
+               reduce, views)
 from .context import LowerContext
 from .graph import lower_graph
 from .registry import LOWERINGS, Lowering, lowering_for, register
