@@ -20,7 +20,8 @@ from ..loops.expr import Const
 from ..loops.stmt import Program
 from .context import LowerContext
 from .registry import lowering_for
-from .tensor import Tensor, buffers_read, buffers_used, buffers_written
+from . import exprs as E
+from .tensor import Tensor, buffers_read, buffers_used, buffers_written, is_contiguous
 
 # element types the back end computes with
 NATIVE_DTYPES = frozenset({
@@ -83,14 +84,33 @@ def _refine(node: Node, t: Tensor, v: Value) -> Tensor:
 
 
 def _output_buffer(ctx: LowerContext, v: Value, claimed: set) -> Buffer:
-    """The OUTPUT buffer of one output slot: the one the value was written to, or a copy."""
+    """The OUTPUT buffer of one output slot: the one the value was written to, the memory of a
+    temp it reshapes, or else a copy."""
     buf = ctx.written_buffer(v)
     if buf is None or buf.kind is not BufferKind.OUTPUT or buf in claimed:
         t = ctx.tensor(v)
-        buf = ctx.new_buffer(v.name, t.shape, t.dtype, BufferKind.OUTPUT)
-        ctx.materialize(t, buf, "copy")
+        buf = _adopt_reshaped_temp(ctx, v, t)
+        if buf is None:
+            buf = ctx.new_buffer(v.name, t.shape, t.dtype, BufferKind.OUTPUT)
+            ctx.materialize(t, buf, "copy")
     claimed.add(buf)
     return buf
+
+
+def _adopt_reshaped_temp(ctx: LowerContext, v: Value, t: Tensor) -> Buffer | None:
+    """When an output is a reshaping view of all of a temp (Exp, then Reshape), the temp
+    becomes a view of a new OUTPUT buffer, so the kernel that writes it writes the output."""
+    view = t.buffer
+    if view is None or view.base is None:
+        return None
+    root = view.root
+    if root.kind is not BufferKind.TEMP or not is_contiguous(view) or \
+            not E.is_const(view.offset, 0) or \
+            not E.same(E.product(view.shape), E.product(root.shape)):
+        return None
+    out = ctx.new_buffer(v.name, t.shape, t.dtype, BufferKind.OUTPUT)
+    root.base, root.kind = out, BufferKind.OUTPUT      # same row-major memory, no copy
+    return out
 
 
 def _live_kernels(kernels: list, outputs: list) -> list:

@@ -183,3 +183,16 @@ def test_an_input_dim_must_be_a_size_or_a_name():
     b.output(b.Relu(x))
     with pytest.raises(LoweringError, match="unknown dim 0"):
         lower_graph(b.graph)
+
+
+def test_an_output_reshaping_a_temp_is_written_in_place(backend):
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(f32, "n", 2, 3))
+    e = b.Exp(x)
+    b.output(b.Flatten(e, axis=1), b.Squeeze(b.Unsqueeze(e, b.constant(ints(0))),
+                                           b.constant(ints(0))))
+    prog = check_graph(backend, b.graph, {"x": rand((3, 2, 3))})
+    assert [k.name for k in prog.kernels] == ["exp", "copy"]     # the second output is copied
+    (exp,) = [buf for buf in prog.buffers if buf.name == "exp"]
+    assert exp.base is prog.outputs[0] and prog.outputs[0].base is None
+    assert prog.outputs[0].shape == (Var("n"), Const(6))
