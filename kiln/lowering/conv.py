@@ -11,10 +11,12 @@ to improve, not a fast one.
 from __future__ import annotations
 
 from ..ir import ops
+from ..ir.dtypes import DType
 from ..ir.ops.conv import _transpose_geometry as transpose_geometry
 from ..ir.ops.window import make_window
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
+from .linalg import zero_point_of
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen
 from .window import conjunction, read_tap, sweep, tap_ranges, within
@@ -41,13 +43,13 @@ def _with_bias(y: Expr, b: Tensor | None, m: Expr) -> Expr:
     return y if b is None else y + widen(b.at((m,)))
 
 
-@register(ops.Conv)
-def lower_conv(ctx, node, inputs):
-    x, w, b = (list(inputs) + [None])[:3]
+def conv(ctx, node, x: Tensor, w: Tensor, b: Tensor | None, x_elem, w_elem, acc: DType,
+         out: DType) -> Tensor:
+    """The grouped, strided, dilated, padded correlation of x with w: x_elem(value) and
+    w_elem(value, index) turn an operand's element into an `acc` value (padding reads 0)."""
     a = ctx.attrs(node)
     win = make_window(a, x.rank - 2, static_kernel(ctx, node, w), node)
     sw = sweep(ctx, node, win, x.shape[2:])
-    dt = compute_dtype(x.dtype)
     group = a.group
     per_group_in = w.shape[1]                           # C / group
     per_group_out = E.floordiv(w.shape[0], group)        # M / group
@@ -58,13 +60,33 @@ def lower_conv(ctx, node, inputs):
         taps, tap_r = tap_ranges(ctx, win)
         cin = c if group == 1 else E.add(E.mul(E.floordiv(m, per_group_out), per_group_in), c)
         v, inside = read_tap(x, (n, cin), sw, outs, taps)
-        term = widen(v) * widen(w.at((m, c, *taps)))
+        w_idx = (m, c, *taps)
+        term = x_elem(v) * w_elem(w.at(w_idx), w_idx)
         if inside is not None:
-            term = E.select(inside, term, E.const(0, dt))
+            term = E.select(inside, term, E.const(0, acc))
         all_ranges = tuple(ranges + tap_r)
-        y = Reduce("add", E.const(0, dt), all_ranges, term) if all_ranges else term
-        return narrow(_with_bias(y, b, m), x.dtype)
-    return [Tensor((x.shape[0], w.shape[0], *sw.out), x.dtype, at)]
+        y = Reduce("add", E.const(0, acc), all_ranges, term) if all_ranges else term
+        return narrow(_with_bias(y, b, m), out)
+    return Tensor((x.shape[0], w.shape[0], *sw.out), out, at)
+
+
+@register(ops.Conv)
+def lower_conv(ctx, node, inputs):
+    x, w, b = (list(inputs) + [None])[:3]
+    return [conv(ctx, node, x, w, b, widen, lambda v, idx: widen(v), compute_dtype(x.dtype),
+                 x.dtype)]
+
+
+@register(ops.ConvInteger)
+def lower_conv_integer(ctx, node, inputs):
+    """int32 correlation of (x - x_zero_point) with (w - w_zero_point) for 8-bit x and w; the
+    weight's zero point is one value or one per output channel."""
+    x, w, x_zp, w_zp = (list(inputs) + [None, None])[:4]
+    i32 = DType.int32
+    zx = E.const(0, i32) if x_zp is None else E.cast(x_zp.at((E.ZERO,) * x_zp.rank), i32)
+    zw = zero_point_of(w_zp, w.shape, 0)
+    return [conv(ctx, node, x, w, None, lambda v: E.cast(v, i32) - zx,
+                 lambda v, idx: E.cast(v, i32) - zw(idx), i32, i32)]
 
 
 @register(ops.ConvTranspose)

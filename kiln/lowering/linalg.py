@@ -31,10 +31,9 @@ def contract(ctx, terms, size: Expr, dtype: DType) -> Expr:
     return Reduce("add", E.const(0, dtype), ((k, E.ZERO, size),), body)
 
 
-@register(ops.MatMul)
-def lower_matmul(ctx, node, inputs):
-    a, b = inputs
-    dt = compute_dtype(a.dtype)
+def matmul(ctx, a: Tensor, b: Tensor, a_elem, b_elem, acc: DType, out: DType) -> Tensor:
+    """NumPy's matmul of a and b: a_elem(index) / b_elem(index) read an operand's element as
+    an `acc` value (they may offset it by a zero point), summed in `acc`, stored as `out`."""
     a_batch = a.shape[:-2]
     b_batch = b.shape[:-2]
     batch = broadcast_shape(a_batch, b_batch)
@@ -49,9 +48,39 @@ def lower_matmul(ctx, node, inputs):
         j = rest[-1:] if b.rank > 1 else ()
         ai = broadcast_index(a_batch, batch, bidx)
         bi = broadcast_index(b_batch, batch, bidx)
-        return narrow(contract(ctx, [lambda k: widen(a.at((*ai, *i, k))),
-                                     lambda k: widen(b.at((*bi, k, *j)))], size, dt), a.dtype)
-    return [Tensor((*batch, *m, *n), a.dtype, at)]
+        return narrow(contract(ctx, [lambda k: a_elem((*ai, *i, k)),
+                                     lambda k: b_elem((*bi, k, *j))], size, acc), out)
+    return Tensor((*batch, *m, *n), out, at)
+
+
+@register(ops.MatMul)
+def lower_matmul(ctx, node, inputs):
+    a, b = inputs
+    return [matmul(ctx, a, b, lambda idx: widen(a.at(idx)), lambda idx: widen(b.at(idx)),
+                   compute_dtype(a.dtype), a.dtype)]
+
+
+def zero_point_of(zp: Tensor | None, shape, per_axis: int):
+    """index -> the int32 zero point of the element at `index` of an operand of `shape`: 0 when
+    absent; entry index[per_axis] of a vector (a per-row zero point of A, per-column of B,
+    per-output-channel of a conv weight); else the zero point broadcast to the operand."""
+    i32 = DType.int32
+    if zp is None:
+        return lambda idx: E.const(0, i32)
+    if zp.rank == 1 and not E.is_const(zp.shape[0], 1):
+        return lambda idx: E.cast(zp.at((idx[per_axis],)), i32)
+    return lambda idx: E.cast(zp.at(broadcast_index(zp.shape, shape, idx)), i32)
+
+
+@register(ops.MatMulInteger)
+def lower_matmul_integer(ctx, node, inputs):
+    """int32 (A - a_zero_point) @ (B - b_zero_point) of 8-bit operands."""
+    a, b, a_zp, b_zp = (list(inputs) + [None, None])[:4]
+    i32 = DType.int32
+    za = zero_point_of(a_zp, a.shape, -2 if a.rank > 1 else -1)
+    zb = zero_point_of(b_zp, b.shape, -1)
+    return [matmul(ctx, a, b, lambda idx: E.cast(a.at(idx), i32) - za(idx),
+                   lambda idx: E.cast(b.at(idx), i32) - zb(idx), i32, i32)]
 
 
 @register(ops.Gemm)

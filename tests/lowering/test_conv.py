@@ -100,3 +100,14 @@ def test_conv_transpose_symbolic_batch_no_bias(backend):
     g, feeds = one_node("ConvTranspose", [rand(rng, (2, 2, 3, 3)), rand(rng, (2, 3, 2, 2))],
                         {"strides": [2, 2]}, dims={0: ("n", 2, 3, 3)})
     check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_integer(backend):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, size=(1, 4, 5, 4)).astype(np.uint8)
+    w = rng.integers(0, 256, size=(4, 2, 2, 3)).astype(np.uint8)
+    for x_zp, w_zp in ((None, None), (np.uint8(128), np.uint8(3)),
+                       (np.array([7], np.uint8), np.arange(4, dtype=np.uint8))):
+        g, feeds = one_node("ConvInteger", [x, w, x_zp, w_zp], {"group": 2, "pads": [1, 0, 0, 1],
+                                                                "strides": [1, 2]})
+        check(g, feeds, backend)

@@ -109,3 +109,18 @@ def test_einsum_symbolic_batch(backend):
     g, feeds = one_node("Einsum", [a, b], {"equation": "bij,bjk->bik"},
                         dims={0: ("n", 2, 4), 1: ("n", 4, 5)})
     check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_matmul_integer(dtype, backend):
+    rng = np.random.default_rng(9)
+    info = np.iinfo(dtype)
+
+    def q(shape):
+        return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
+    a, b = q((2, 3, 4)), q((4, 5))
+    for a_zp, b_zp in ((None, None), (q(()), q(())), (q((3,)), q((5,))), (q((1,)), None)):
+        g, feeds = one_node("MatMulInteger", [a, b, a_zp, b_zp])
+        check(g, feeds, backend)
+    g, feeds = one_node("MatMulInteger", [q((4,)), b, q(()), q((5,))])
+    check(g, feeds, backend)
