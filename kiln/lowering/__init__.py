@@ -30,6 +30,11 @@ the node), `ctx.fail(node, message, hint)` (raises LoweringError), `ctx.fresh_va
 for a lowering's own loops and Reduce axes), `ctx.buffer_for(value, shape)` and `ctx.emit(kernel)`
 (for ops that write their outputs themselves) and `ctx.materialize(tensor, buffer, name)`.
 
+**Modules**: elementwise.py (SCALAR table: arithmetic, comparisons, logic, bitwise, math,
+activations, Cast, Clip, Where, variadic Max/Min/Sum/Mean), views.py, movement.py (Concat, Pad,
+Tile, Gather, GatherElements, DepthToSpace, SpaceToDepth, Trilu), creation.py (Shape, Size,
+Range, ConstantOfShape, EyeLike), and the families below the import list.
+
 **Expressions** (exprs.py): index arithmetic and scalar constructors that fold constants as they
 build (`E.add`, `E.mul`, `E.floordiv`, `E.clamp`, `E.select`, `E.lt`, `E.cast`, ...). Use them
 for index math so constant indices fold; the `+ - * /` sugar on Exprs is fine for float math.
@@ -52,7 +57,7 @@ Writing a lowering
 * f16/bf16: load, compute in f32, store rounded. `tensor.apply` does it for elementwise ops.
 
 What lower_graph writes to memory (graph.py)
-------------------------------------------------
+--------------------------------------------
 Graph inputs are INPUT buffers; named dims become Loop IR Vars bound by `Program.sizes`.
 Constants are CONSTANT buffers (data by reference), read as Consts at constant indices or when
 every element is equal. Lowering is unfused: every node's outputs are written to a buffer by one
@@ -66,10 +71,16 @@ registered `lazy`, which stay index mappings composed into their consumers:
   DepthToSpace, SpaceToDepth, Trilu, and whatever other families register.
 
 A graph output that no kernel wrote for itself (a view, an input, a constant, a repeated
-output) is copied into its OUTPUT buffer. Kernels nobody reads are dropped. A written node
-output still remembers its definition, so a shape computed by written nodes is still known when
-compiling. The default loop nest is `tensor.loop_kinds`: innermost VECTORIZED when the stores
-are contiguous, outermost PARALLEL when big enough.
+output) is copied into its OUTPUT buffer, except a reshaping view of all of a temp: that temp
+becomes a view of the OUTPUT buffer and its kernel writes the output. Kernels nobody reads are
+dropped. A written node output still remembers its definition (`Tensor.holding`), so a shape
+computed by written nodes (Shape -> Gather -> Concat -> Reshape) is still known when compiling.
+The default loop nest is `tensor.loop_kinds`: innermost VECTORIZED when the stores are
+contiguous, outermost PARALLEL when big enough.
+
+Native code cannot raise: Gather/GatherElements indices outside [-n, n) are clamped into the
+axis (the interpreter reports them), and a symbolic dim broadcast against another dim is read
+at min(i, d - 1), which is right whenever the inputs broadcast at all.
 
 Errors: a graph with ops that have no lowering, or dtypes the back end lacks (strings, complex,
 float8, 4-bit), raises one LoweringError naming all of them (`.ops` lists the op names).

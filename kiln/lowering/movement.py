@@ -99,6 +99,10 @@ def lower_pad(ctx, node, inputs):
     mode = ctx.attrs(node).mode
     fill = inputs[2].at((E.ZERO,) * inputs[2].rank) if has[2] else E.const(0, t.dtype)
     shape = tuple(E.add(d, sum(widths.get(k, (0, 0)))) for k, d in enumerate(t.shape))
+    kept = [E.sub(d, max(-b, 0) + max(-e, 0)) for d, (b, e) in
+            ((d, widths.get(k, (0, 0))) for k, d in enumerate(t.shape))]
+    if any(E.is_const(m, 0) for m in kept):     # nothing of the input is left: all fill
+        return [Tensor.fill(shape, fill)]
 
     def at(idx):
         src, conds = [], []

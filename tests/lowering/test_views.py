@@ -193,6 +193,7 @@ def test_pad_axes_default_value_and_integers(backend):
     x = rand((2, 3, 4), np.int64, low=-5, high=5)
     check_op(backend, "Pad", [x, ints(1, 2), None, ints(-1)], consts=[1, 3])
     check_op(backend, "Pad", [x[0], ints(1, 0, 1, 2)], {"mode": "reflect"}, consts=[1])
+    check_op(backend, "Pad", [x[0], ints(0, -4, 0, 2)], consts=[1])     # all of axis 1 cropped
     check_op(backend, "Pad", [rand((3, 3)), ints(1, 1, 1, 1), np.array(2.0, np.float32)],
              consts=[1])   # the pad value is a graph input: read at run time
 
