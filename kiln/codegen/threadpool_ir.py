@@ -10,13 +10,13 @@ The protocol, in one place:
 * Threads: the caller is worker 0; workers 1..T-1 are made with `pthread_create` on the first call
   after `kiln_pool_configure` (lazily) and pinned to the allowed CPUs (unpinned, Linux tends to wake
   a worker on the caller's core after a futex sleep).
-* A job is published under the pool lock: the caller writes body/ctx/n/threads into `job`, sets
-  `done.pending = T - 1`, then bumps `job.gen` to g. Chunk i (of T, contiguous, possibly empty)
-  is claimed by moving `claims[i]` from g - 1 to g; its runner decrements `done.pending`.
-  Worker i waits for `job.gen` to change and claims chunk i. The caller runs chunk 0, then claims
-  every chunk no worker has started (a worker still waking up or descheduled never holds the
-  loop up; if it has not started by the time the caller finished an equal chunk, the caller
-  running it is the sooner end), then waits for `pending` to reach zero.
+* A job is published under the pool lock: the caller writes body/ctx/n/threads into `job`, then
+  bumps `job.gen` to g. Chunk i (of T, contiguous, possibly empty) is claimed by moving
+  `claims[i]` from g - 1 to g; its runner then counts it in `done.finished`. Worker i waits for
+  `job.gen` to change and claims chunk i. The caller runs chunk 0, then claims every chunk no
+  worker has started (a worker still waking up or descheduled never holds the loop up; if it has
+  not started by the time the caller finished an equal chunk, the caller running it is the
+  sooner end), then waits until `finished` has counted the T - 1 other chunks.
 * A worker that read a job's fields after the job ended (the caller may be writing the next one)
   fails its claim and drops them: a claim succeeds only while its job is running.
 * A new worker starts from the generation recorded before `pthread_create` (packed in its
@@ -41,7 +41,8 @@ FUTEX_WAKE_PRIVATE = 129
 CLOCK_MONOTONIC = 1
 INT_MAX = 2**31 - 1
 LOCK_SPIN_TRIES = 1000            # spins on a held pool lock before sleeping on it
-SPIN_CHECK_EVERY = 64             # pauses between two clock reads while spinning
+SPIN_CHECK_EVERY = 64             # pauses between two clock reads while spinning (~2 µs)
+SPIN_YIELD_EVERY = 1024           # pauses between two sched_yield calls (~33 µs; ~0.5 µs each)
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}
 # The spin-wait hint: x86 `pause`, arm `yield` (hint #1), as intrinsics (no inline asm parser).
 SPIN_HINT = {"x86_64": ("llvm.x86.sse2.pause", ()), "aarch64": ("llvm.aarch64.hint", (1,))}
@@ -57,7 +58,7 @@ TIMESPEC = ir.LiteralStructType([I64, I64])
 # Field numbers of the shared structs (each struct sits on its own cache line).
 JOB_GEN, JOB_THREADS, JOB_BODY, JOB_CTX, JOB_N = range(5)    # job: written by the caller
 CLAIM_LINE = ir.ArrayType(I32, 16)                           # claims[i][0] on its own line
-DONE_PENDING, DONE_WAITERS = range(2)                        # done: workers -> caller
+DONE_FINISHED, DONE_WAITERS = range(2)                       # done: workers -> caller
 LOCK_WORD, LOCK_OWNER = range(2)                             # lock: 0 free, 1 held, 2 contended
 
 
@@ -121,6 +122,7 @@ class _PoolBuilder:
         self.syscall = self._declare("syscall", I64, [I64], var_arg=True)
         self.sched_setaffinity = self._declare("sched_setaffinity", I32, [I32, I64, I8P])
         self.clock_gettime = self._declare("clock_gettime", I32, [I32, TIMESPEC.as_pointer()])
+        self.sched_yield = self._declare("sched_yield", I32, [])
 
     def _global(self, name, ty, align=None):
         gv = ir.GlobalVariable(self.module, ty, name)
@@ -233,6 +235,8 @@ class _PoolBuilder:
         """await_change(word, old, waiters) -> the first value of *word that is not `old`.
 
         Spins about `spin_ns`, then sleeps on the futex, counted in *waiters while it may sleep.
+        The spin yields the CPU now and then: if the thread it waits for was put on the same CPU
+        (on a busy machine), spinning through its time slices would only hold it up.
         """
         fn, b = self._function("kiln_pool_await_change", I32,
                                [I32.as_pointer(), I32, I32.as_pointer()])
@@ -259,7 +263,10 @@ class _PoolBuilder:
         at_check = b.icmp_unsigned("==", b.and_(next_count, _i64(SPIN_CHECK_EVERY - 1)), _i64(0))
         b.cbranch(at_check, check_clock, spin)
         b.position_at_end(check_clock)
-        count.add_incoming(next_count, check_clock)
+        at_yield = b.icmp_unsigned("==", b.and_(next_count, _i64(SPIN_YIELD_EVERY - 1)), _i64(0))
+        with b.if_then(at_yield):
+            b.call(self.sched_yield, [])
+        count.add_incoming(next_count, b.block)
         b.cbranch(b.icmp_signed("<", b.call(self.now_ns, []), deadline), spin, sleep)
 
         b.position_at_end(sleep)
@@ -284,16 +291,18 @@ class _PoolBuilder:
                                [I64, I32, I64, BODY.as_pointer(), I8P, I64])
         index, gen, threads, body, ctx, n = fn.args
         claim = b.gep(self.claims, [_i32(0), index, _i32(0)], inbounds=True)
-        pair = b.cmpxchg(claim, b.sub(gen, _i32(1)), gen, "seq_cst", "monotonic")
-        with b.if_then(b.extract_value(pair, 1)):
-            begin, end = self._chunk(b, index, threads, n)
-            self._call_chunk(b, body, ctx, begin, end)
-            pending = self._field(b, self.done, DONE_PENDING)
-            previous = b.atomic_rmw("sub", pending, _i32(1), "seq_cst")
-            with b.if_then(b.icmp_unsigned("==", previous, _i32(1))):
+        free = b.sub(gen, _i32(1))
+        # Look before trying: a failed cmpxchg would take the line from the worker that owns it.
+        with b.if_then(b.icmp_unsigned("==", self._load(b, claim), free)):
+            pair = b.cmpxchg(claim, free, gen, "seq_cst", "monotonic")
+            with b.if_then(b.extract_value(pair, 1)):
+                begin, end = self._chunk(b, index, threads, n)
+                self._call_chunk(b, body, ctx, begin, end)
+                finished = self._field(b, self.done, DONE_FINISHED)
+                b.atomic_rmw("add", finished, _i32(1), "seq_cst")
                 waiters = self._load(b, self._field(b, self.done, DONE_WAITERS), "seq_cst")
                 with b.if_then(b.icmp_unsigned("!=", waiters, _i32(0)), likely=False):
-                    b.call(self.futex_wake, [pending, _i32(INT_MAX)])
+                    b.call(self.futex_wake, [finished, _i32(INT_MAX)])
         b.ret_void()
         return fn
 
@@ -484,7 +493,7 @@ class _PoolBuilder:
         b.position_at_end(scan)
         running = b.zext(self._load(b, self.running, "seq_cst"), I64)
         with self._for_range(b, 1, running) as index:
-            tid = b.load(b.gep(self.tids, [_i32(0), index], inbounds=True))
+            tid = self._load(b, b.gep(self.tids, [_i32(0), index], inbounds=True))
             not_me = fn.append_basic_block("not_me")
             b.cbranch(b.icmp_unsigned("==", tid, me), serial, not_me)
             b.position_at_end(not_me)
@@ -511,11 +520,17 @@ class _PoolBuilder:
         self._store(b, body, self._field(b, self.job, JOB_BODY))
         self._store(b, ctx, self._field(b, self.job, JOB_CTX))
         self._store(b, n, self._field(b, self.job, JOB_N))
-        pending = self._field(b, self.done, DONE_PENDING)
-        self._store(b, b.sub(threads, _i32(1)), pending)
+        # No chunk of an earlier job can finish now: `finished` moves only for this one.
+        finished = self._field(b, self.done, DONE_FINISHED)
+        target = b.add(self._load(b, finished), b.sub(threads, _i32(1)))
         gen_word = self._field(b, self.job, JOB_GEN)
-        gen = b.add(b.atomic_rmw("add", gen_word, _i32(1), "seq_cst"), _i32(1))
-        with b.if_then(b.icmp_unsigned("!=", self._load(b, self.sleepers, "seq_cst"), _i32(0))):
+        # A plain release store (only lock holders write gen): the caller goes on to its chunk
+        # while the line travels. Without a fence the sleeper check may miss a worker falling
+        # asleep this instant; it then skips this job (the caller runs its chunk) and is woken
+        # by the next one.
+        gen = b.add(self._load(b, gen_word), _i32(1))
+        self._store(b, gen, gen_word, "release")
+        with b.if_then(b.icmp_unsigned("!=", self._load(b, self.sleepers), _i32(0))):
             b.call(self.futex_wake, [gen_word, _i32(INT_MAX)])
         threads64 = b.zext(threads, I64)
         begin, end = self._chunk(b, _i64(0), threads64, n)
@@ -526,10 +541,10 @@ class _PoolBuilder:
         wait_more = fn.append_basic_block("wait_more")
         b.branch(wait)
         b.position_at_end(wait)
-        left = self._load(b, pending, "acquire")
-        b.cbranch(b.icmp_unsigned("==", left, _i32(0)), leave, wait_more)
+        count = self._load(b, finished, "acquire")
+        b.cbranch(b.icmp_unsigned("==", count, target), leave, wait_more)
         b.position_at_end(wait_more)
-        b.call(self.await_change, [pending, left, self._field(b, self.done, DONE_WAITERS)])
+        b.call(self.await_change, [finished, count, self._field(b, self.done, DONE_WAITERS)])
         b.branch(wait)
 
         b.position_at_end(leave)
@@ -569,7 +584,6 @@ class _PoolBuilder:
         self._store(b, _i32(1), self.running)
         self._store(b, _i32(0), self.stop)
         self._store(b, _i32(0), self.sleepers)
-        self._store(b, _i32(0), self._field(b, self.done, DONE_PENDING))
         self._store(b, _i32(0), self._field(b, self.done, DONE_WAITERS))
         self._store(b, _i64(0), self._field(b, self.lock_gv, LOCK_OWNER))
         self._store(b, _i32(0), self._field(b, self.lock_gv, LOCK_WORD))
