@@ -21,8 +21,10 @@ The protocol, in one place:
   fails its claim and drops them: a claim succeeds only while its job is running.
 * A new worker starts from the generation recorded before `pthread_create` (packed in its
   argument), so it cannot miss a job published before it got to run.
-* Waits spin (about `spin_ns`) and then sleep on the futex; a sleeper counts itself in a waiter
-  word first, so the publisher makes the `futex` wake syscall only when someone sleeps.
+* Waits spin (about `spin_ns`, yielding the CPU every ~33 µs) and then sleep on the futex; a
+  sleeper counts itself in a waiter word first, so a `futex` wake syscall is made only when
+  someone sleeps. The publisher's look at the sleepers is unfenced: a worker falling asleep at
+  that instant sleeps through one job, whose chunk the caller then runs itself.
 * Nesting: a body that calls `kiln_parallel_for` runs the inner loop serially on its own thread
   (the lock owner or a worker is recognised by `pthread_self`). Another thread calling while a job
   runs waits for the lock (Drepper's three-state futex mutex), so concurrent callers serialize.
