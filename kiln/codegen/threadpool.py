@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
+from kiln.codegen.target import host_target
 from kiln.codegen.threadpool_ir import CPU_SET_BYTES, MAX_THREADS, build_pool_module
 
 EXPORTED = ("kiln_parallel_for", "kiln_num_threads")
@@ -88,20 +89,12 @@ def _configure(pool: _Pool, num_threads: int) -> None:
     pool.num_threads = num_threads
 
 
-def _host_target_machine() -> llvm.TargetMachine:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(),
-                                        opt=3, jit=True)
-
-
 def _compile_pool() -> _Pool:
-    machine = _host_target_machine()
-    module = llvm.parse_assembly(str(build_pool_module(machine.triple)))
-    module.triple = machine.triple
-    module.data_layout = str(machine.target_data)
+    target = host_target()
+    machine = target.create_target_machine()          # the engine below takes ownership of it
+    module = llvm.parse_assembly(str(build_pool_module(target.triple)))
+    module.triple = target.triple
+    module.data_layout = target.data_layout
     module.verify()
     builder = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(2))
     builder.getModulePassManager().run(module, builder)
