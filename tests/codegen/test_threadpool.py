@@ -14,6 +14,7 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
+from kiln.codegen.target import host_target
 from kiln.codegen.threadpool import allowed_cpus, ensure_thread_pool
 
 # Bodies writing f(i) = 7 i + 3 and counting every write; each chunk logs
@@ -201,13 +202,11 @@ class Bodies:
 
     def __init__(self):
         ensure_thread_pool()             # registers kiln_parallel_for before linking
-        machine = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, jit=True)
+        target = host_target()
         module = llvm.parse_assembly(BODIES_IR)
-        module.triple = machine.triple
-        module.data_layout = str(machine.target_data)
-        self.engine = llvm.create_mcjit_compiler(module, machine)
+        module.triple = target.triple
+        module.data_layout = target.data_layout
+        self.engine = llvm.create_mcjit_compiler(module, target.create_target_machine())
         self.engine.finalize_object()
         address = self.engine.get_function_address
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
@@ -275,6 +274,22 @@ def test_workers_run_chunks_in_parallel(bodies):
     assert ctx[3] != threading.get_ident()
     if DEFAULT_THREADS >= 2:                                   # the worker is pinned to cpus[1]
         assert ctx[2] == allowed_cpus()[1]
+
+
+def test_caller_runs_the_chunk_of_a_sleeping_worker(bodies):
+    """After an idle pause the worker sleeps (~100 µs to wake): the caller, done with its own
+    tiny chunk, runs the worker's instead of waiting (retried: the worker may be quick)."""
+    ensure_thread_pool(2)
+    Fill(2).run(bodies)                                       # the worker exists now
+    for _ in range(20):
+        time.sleep(0.01)                                      # > the 0.5 ms spin: it sleeps
+        fill = Fill(2)
+        fill.run(bodies)
+        if set(fill.chunks()[:, 0].tolist()) == {threading.get_ident()}:
+            break
+    else:
+        pytest.fail("the caller never ran a chunk its sleeping worker had not started")
+    assert np.array_equal(fill.counts, [1, 1])
 
 
 def test_large_loop_uses_two_threads(bodies):
