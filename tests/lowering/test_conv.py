@@ -1,4 +1,5 @@
-"""Conv and ConvTranspose lowered to Loop IR, against the Graph IR interpreter."""
+"""Conv, ConvTranspose and ConvInteger lowered to Loop IR, against the Graph IR interpreter
+(`backend` runs the program with the Loop IR interpreter and natively)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from kiln.ir.dtypes import DType
 from kiln.ir.types import TensorType
 from kiln.lowering import lower_graph
 
-from .compare_backends import backend, check, one_node, rand  # noqa: F401  (fixture)
+from .harness import check_graph, check_op, rand
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 # (x shape, w shape, attributes, bias)
 CONV_CASES = [
@@ -31,37 +34,31 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("xs,ws,attrs,bias", CONV_CASES, ids=[str(c[2]) for c in CONV_CASES])
 def test_conv(xs, ws, attrs, bias, backend):
-    rng = np.random.default_rng(1)
-    ins = [rand(rng, xs), rand(rng, ws)] + ([rand(rng, (ws[0],))] if bias else [])
-    g, feeds = one_node("Conv", ins, attrs)
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    ins = [rand(xs, seed=1), rand(ws, seed=2)] + ([rand((ws[0],), seed=3)] if bias else [])
+    check_op(backend, "Conv", ins, attrs, **TOL)
 
 
 def test_conv_constant_weights_symbolic_batch(backend):
-    rng = np.random.default_rng(2)
     b = GraphBuilder("conv")
     x = b.input("x", TensorType(DType.float32, ("n", 2, 5, 5)))
-    w = b.constant(rand(rng, (4, 2, 3, 3)), "w")
-    bias = b.constant(rand(rng, (4,)), "b")
+    w = b.constant(rand((4, 2, 3, 3), seed=4), "w")
+    bias = b.constant(rand((4,), seed=5), "b")
     b.output(b.Conv(x, w, bias, pads=[1, 1, 1, 1], strides=[2, 1]))
-    check(b.graph, {"x": rand(rng, (3, 2, 5, 5))}, backend, rtol=1e-5, atol=1e-5)
+    check_graph(backend, b.graph, {"x": rand((3, 2, 5, 5), seed=6)}, **TOL)
 
 
 def test_conv_symbolic_spatial(backend):
-    rng = np.random.default_rng(3)
-    x, w = rand(rng, (1, 2, 6, 5)), rand(rng, (3, 2, 3, 2))
+    x, w = rand((1, 2, 6, 5), seed=7), rand((3, 2, 3, 2), seed=8)
     for attrs in ({"pads": [1, 0, 1, 1], "strides": [2, 1]}, {"auto_pad": "SAME_UPPER",
                                                               "strides": [2, 2]}):
-        g, feeds = one_node("Conv", [x, w], attrs, dims={0: (1, 2, "h", "w")})
-        check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+        check_op(backend, "Conv", [x, w], attrs, dims={0: (1, 2, "h", "w")}, **TOL)
 
 
 def test_conv_float64_and_float16(backend):
-    rng = np.random.default_rng(4)
     for dtype, tol in ((np.float64, 1e-10), (np.float16, 3e-3)):
-        g, feeds = one_node("Conv", [rand(rng, (1, 2, 5, 4), dtype), rand(rng, (2, 2, 2, 2), dtype),
-                                     rand(rng, (2,), dtype)], {"pads": [1, 1, 0, 0]})
-        check(g, feeds, backend, rtol=tol, atol=tol)
+        ins = [rand((1, 2, 5, 4), dtype, seed=9, low=-2, high=2),
+               rand((2, 2, 2, 2), dtype, seed=10, low=-2, high=2), rand((2,), dtype, seed=11)]
+        check_op(backend, "Conv", ins, {"pads": [1, 1, 0, 0]}, rtol=tol, atol=tol)
 
 
 def test_conv_kernel_must_be_static():
@@ -88,26 +85,20 @@ TRANSPOSE_CASES = [
 
 @pytest.mark.parametrize("xs,ws,attrs", TRANSPOSE_CASES, ids=[str(c[2]) for c in TRANSPOSE_CASES])
 def test_conv_transpose(xs, ws, attrs, backend):
-    rng = np.random.default_rng(5)
     group = attrs.get("group", 1)
-    ins = [rand(rng, xs), rand(rng, ws), rand(rng, (ws[1] * group,))]
-    g, feeds = one_node("ConvTranspose", ins, attrs)
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    ins = [rand(xs, seed=12), rand(ws, seed=13), rand((ws[1] * group,), seed=14)]
+    check_op(backend, "ConvTranspose", ins, attrs, **TOL)
 
 
 def test_conv_transpose_symbolic_batch_no_bias(backend):
-    rng = np.random.default_rng(6)
-    g, feeds = one_node("ConvTranspose", [rand(rng, (2, 2, 3, 3)), rand(rng, (2, 3, 2, 2))],
-                        {"strides": [2, 2]}, dims={0: ("n", 2, 3, 3)})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    check_op(backend, "ConvTranspose", [rand((2, 2, 3, 3), seed=15), rand((2, 3, 2, 2), seed=16)],
+             {"strides": [2, 2]}, dims={0: ("n", 2, 3, 3)}, **TOL)
 
 
 def test_conv_integer(backend):
-    rng = np.random.default_rng(7)
-    x = rng.integers(0, 256, size=(1, 4, 5, 4)).astype(np.uint8)
-    w = rng.integers(0, 256, size=(4, 2, 2, 3)).astype(np.uint8)
+    x = rand((1, 4, 5, 4), np.uint8, seed=17, low=0, high=255)
+    w = rand((4, 2, 2, 3), np.uint8, seed=18, low=0, high=255)
     for x_zp, w_zp in ((None, None), (np.uint8(128), np.uint8(3)),
                        (np.array([7], np.uint8), np.arange(4, dtype=np.uint8))):
-        g, feeds = one_node("ConvInteger", [x, w, x_zp, w_zp], {"group": 2, "pads": [1, 0, 0, 1],
-                                                                "strides": [1, 2]})
-        check(g, feeds, backend)
+        check_op(backend, "ConvInteger", [x, w, x_zp, w_zp],
+                 {"group": 2, "pads": [1, 0, 0, 1], "strides": [1, 2]})

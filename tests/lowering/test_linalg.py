@@ -1,11 +1,14 @@
-"""MatMul, Gemm and Einsum lowered to Loop IR, against the Graph IR interpreter."""
+"""MatMul, Gemm, Einsum and MatMulInteger lowered to Loop IR, against the Graph IR interpreter
+(`backend` runs the program with the Loop IR interpreter and natively)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from .compare_backends import backend, check, one_node, rand  # noqa: F401  (fixture)
+from .harness import check_op, rand
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 MATMUL_SHAPES = [
     ((3, 5), (5, 2)),
@@ -22,59 +25,45 @@ MATMUL_SHAPES = [
 
 @pytest.mark.parametrize("shapes", MATMUL_SHAPES, ids=str)
 def test_matmul(shapes, backend):
-    rng = np.random.default_rng(1)
-    a, b = (rand(rng, s) for s in shapes)
-    g, feeds = one_node("MatMul", [a, b])
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    a, b = (rand(s, seed=k) for k, s in enumerate(shapes))
+    check_op(backend, "MatMul", [a, b], **TOL)
 
 
 def test_matmul_symbolic_batch_and_rows(backend):
-    rng = np.random.default_rng(2)
-    a, b = rand(rng, (3, 2, 5)), rand(rng, (5, 7))
-    g, feeds = one_node("MatMul", [a, b], dims={0: ("batch", "seq", 5)})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
-    g, feeds = one_node("MatMul", [a, rand(rng, (3, 5, 2))], dims={0: ("n", 2, 5),
-                                                                    1: ("n", 5, 2)})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    a = rand((3, 2, 5), seed=1)
+    check_op(backend, "MatMul", [a, rand((5, 7), seed=2)], dims={0: ("batch", "seq", 5)}, **TOL)
+    check_op(backend, "MatMul", [a, rand((3, 5, 2), seed=3)],
+             dims={0: ("n", 2, 5), 1: ("n", 5, 2)}, **TOL)
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float64, np.float16])
 def test_matmul_dtypes(dtype, backend):
-    rng = np.random.default_rng(3)
-    a, b = rand(rng, (3, 4), dtype), rand(rng, (2, 4, 5), dtype)
-    g, feeds = one_node("MatMul", [a, b])
+    a, b = rand((3, 4), dtype, seed=4), rand((2, 4, 5), dtype, seed=5)
     tol = 2e-3 if dtype == np.float16 else 1e-6
-    check(g, feeds, backend, rtol=tol, atol=tol)
+    check_op(backend, "MatMul", [a, b], rtol=tol, atol=tol)
 
 
 def test_gemm(backend):
-    rng = np.random.default_rng(4)
     for ta in (0, 1):
         for tb in (0, 1):
-            a = rand(rng, (5, 3) if ta else (3, 5))
-            b = rand(rng, (2, 5) if tb else (5, 2))
+            a = rand((5, 3) if ta else (3, 5), seed=6)
+            b = rand((2, 5) if tb else (5, 2), seed=7)
             for c_shape in ((3, 2), (2,), (1, 2), (3, 1), ()):
-                g, feeds = one_node("Gemm", [a, b, rand(rng, c_shape)],
-                                    {"transA": ta, "transB": tb, "alpha": 0.5, "beta": -1.5})
-                check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+                check_op(backend, "Gemm", [a, b, rand(c_shape, seed=8)],
+                         {"transA": ta, "transB": tb, "alpha": 0.5, "beta": -1.5}, **TOL)
 
 
 def test_gemm_without_c_symbolic_and_beta_zero(backend):
-    rng = np.random.default_rng(5)
-    a, b = rand(rng, (4, 3)), rand(rng, (3, 6))
-    g, feeds = one_node("Gemm", [a, b], dims={0: ("m", 3)})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
-    g, feeds = one_node("Gemm", [a, b, rand(rng, (4, 6))], {"beta": 0.0})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    a, b = rand((4, 3), seed=9), rand((3, 6), seed=10)
+    check_op(backend, "Gemm", [a, b], dims={0: ("m", 3)}, **TOL)
+    check_op(backend, "Gemm", [a, b, rand((4, 6), seed=11)], {"beta": 0.0}, **TOL)
 
 
 def test_gemm_integers(backend):
-    rng = np.random.default_rng(6)
-    a, b, c = rand(rng, (3, 4), np.int32), rand(rng, (4, 2), np.int32), rand(rng, (2,), np.int32)
-    g, feeds = one_node("Gemm", [a, b, c])
-    check(g, feeds, backend)
-    g, feeds = one_node("Gemm", [a, b, c], {"alpha": 2.0, "beta": 3.0})
-    check(g, feeds, backend)
+    ins = [rand((3, 4), np.int32, seed=12), rand((4, 2), np.int32, seed=13),
+           rand((2,), np.int32, seed=14)]
+    check_op(backend, "Gemm", ins)
+    check_op(backend, "Gemm", ins, {"alpha": 2.0, "beta": 3.0})
 
 
 EINSUM_CASES = [
@@ -97,30 +86,23 @@ EINSUM_CASES = [
 
 @pytest.mark.parametrize("eq,shapes", EINSUM_CASES, ids=[c[0] for c in EINSUM_CASES])
 def test_einsum(eq, shapes, backend):
-    rng = np.random.default_rng(7)
-    xs = [rand(rng, s) for s in shapes]
-    g, feeds = one_node("Einsum", xs, {"equation": eq})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    xs = [rand(s, seed=k) for k, s in enumerate(shapes)]
+    check_op(backend, "Einsum", xs, {"equation": eq}, **TOL)
 
 
 def test_einsum_symbolic_batch(backend):
-    rng = np.random.default_rng(8)
-    a, b = rand(rng, (3, 2, 4)), rand(rng, (3, 4, 5))
-    g, feeds = one_node("Einsum", [a, b], {"equation": "bij,bjk->bik"},
-                        dims={0: ("n", 2, 4), 1: ("n", 4, 5)})
-    check(g, feeds, backend, rtol=1e-5, atol=1e-5)
+    check_op(backend, "Einsum", [rand((3, 2, 4), seed=15), rand((3, 4, 5), seed=16)],
+             {"equation": "bij,bjk->bik"}, dims={0: ("n", 2, 4), 1: ("n", 4, 5)}, **TOL)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_matmul_integer(dtype, backend):
-    rng = np.random.default_rng(9)
     info = np.iinfo(dtype)
 
-    def q(shape):
-        return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
-    a, b = q((2, 3, 4)), q((4, 5))
-    for a_zp, b_zp in ((None, None), (q(()), q(())), (q((3,)), q((5,))), (q((1,)), None)):
-        g, feeds = one_node("MatMulInteger", [a, b, a_zp, b_zp])
-        check(g, feeds, backend)
-    g, feeds = one_node("MatMulInteger", [q((4,)), b, q(()), q((5,))])
-    check(g, feeds, backend)
+    def q(shape, seed):
+        return rand(shape, dtype, seed=seed, low=info.min, high=info.max)
+    a, b = q((2, 3, 4), 17), q((4, 5), 18)
+    for a_zp, b_zp in ((None, None), (q((), 19), q((), 20)), (q((3,), 21), q((5,), 22)),
+                       (q((1,), 23), None)):
+        check_op(backend, "MatMulInteger", [a, b, a_zp, b_zp])
+    check_op(backend, "MatMulInteger", [q((4,), 24), b, q((), 25), q((5,), 26)])
