@@ -161,16 +161,31 @@ class Arith:
         return b.select(y_zero, zero, out)
 
     def _int_pow(self, x, y, signed):
-        """x ** y by square-and-multiply over every bit of y (branch free, so it vectorizes);
+        """x ** y by square-and-multiply, looping while any lane has exponent bits left;
         a negative exponent gives 1/x**|y| truncated: 1 for x = 1, ±1 for x = -1, else 0."""
         b, t = self.b, x.type
         zero, one = const(t, 0), const(t, 1)
-        result, base, e = one, x, y
-        for _ in range(element_type(t).width):
-            bit = b.icmp_unsigned("!=", b.and_(e, one), zero)
-            result = b.select(bit, b.mul(result, base), result)
-            base = b.mul(base, base)
-            e = b.lshr(e, one)
+        pre = b.block
+        header = b.append_basic_block("ipow")
+        body = b.append_basic_block("ipow.step")
+        done = b.append_basic_block("ipow.end")
+        b.branch(header)
+        b.position_at_end(header)
+        result, base, e = b.phi(t), b.phi(t), b.phi(t)
+        for phi, v in ((result, one), (base, x), (e, y)):
+            phi.add_incoming(v, pre)
+        left = b.icmp_unsigned("!=", e, zero)
+        if lanes(t) > 1:
+            left = b.call(intrinsic(b.module, "vector.reduce.or", ir.IntType(1), [left.type],
+                                    [left.type]), [left])
+        b.cbranch(left, body, done)
+        b.position_at_end(body)
+        bit = b.icmp_unsigned("!=", b.and_(e, one), zero)
+        result.add_incoming(b.select(bit, b.mul(result, base), result), body)
+        base.add_incoming(b.mul(base, base), body)
+        e.add_incoming(b.lshr(e, one), body)
+        b.branch(header)
+        b.position_at_end(done)
         if not signed:
             return result
         odd = b.icmp_unsigned("!=", b.and_(y, one), zero)
@@ -292,10 +307,11 @@ class Arith:
     def _float_to_float(self, x, src, dst):
         b, n = self.b, lanes(x)
         if src is DType.float64:
-            if dst is DType.float32:
-                return b.fptrunc(x, with_lanes(FLOAT, n))
-            # to a half type: round to odd in float32 first, so rounding twice is exact
-            return self.round(self._to_float_round_odd(x), dst)
+            if dst is DType.float16:
+                # NumPy rounds double -> half once: round to odd in float32 first, so that
+                # rounding again to half is exact (ml_dtypes' bfloat16 does round twice)
+                return self.round(self._to_float_round_odd(x), dst)
+            return self.round(b.fptrunc(x, with_lanes(FLOAT, n)), dst)
         # src is a float32-computed type
         if dst is DType.float64:
             return b.fpext(x, with_lanes(DOUBLE, n))
@@ -315,23 +331,29 @@ class Arith:
         return b.bitcast(bits, f.type)
 
     def _float_to_int(self, x, dst):
-        """Float to integer like NumPy on x86: through a 32/64-bit conversion, then wrapped to
-        the narrow type (300.0 -> int8 is 44, -1.0 -> uint8 is 255). Saturating
-        conversions keep out-of-range values defined (no poison)."""
+        """Float to integer as NumPy does on x86 (C casts compiled to cvttss2si): through a
+        32- or 64-bit conversion whose out-of-range and NaN result is the minimum integer,
+        then wrapped to the narrow type (300.0 -> int8 is 44, -1.0 -> uint8 is 255)."""
         b, n = self.b, lanes(x)
-        src_t = x.type
+        t = x.type
         dt = compute_type(dst, n)
-        bits = element_type(dt).width
         if dst is DType.uint64:
-            wide = with_lanes(I64, n)
-            signed = b.call(intrinsic(b.module, "fptosi.sat", wide, [src_t], [wide, src_t]), [x])
-            unsigned = b.call(intrinsic(b.module, "fptoui.sat", wide, [src_t], [wide, src_t]), [x])
-            big = b.fcmp_ordered(">=", x, const(src_t, 2.0 ** 63))
-            return b.select(big, unsigned, signed)
-        via = I64 if bits == 64 or dst is DType.uint32 else I32
-        wide = with_lanes(via, n)
-        v = b.call(intrinsic(b.module, "fptosi.sat", wide, [src_t], [wide, src_t]), [x])
+            two63 = const(t, 2.0 ** 63)
+            big = b.fcmp_ordered(">=", x, two63)
+            high = b.xor(self._cvtt(b.fsub(x, two63), I64), const(dt, 1 << 63))
+            return b.select(big, high, self._cvtt(x, I64))
+        via = I64 if dst in (DType.int64, DType.uint32) else I32
+        v = self._cvtt(x, via)
         return b.trunc(v, dt) if element_type(dt).width < via.width else v
+
+    def _cvtt(self, x, via: ir.IntType):
+        """fptosi with x86's answer (the minimum integer) for NaN and out-of-range values,
+        instead of LLVM's poison."""
+        b, n = self.b, lanes(x)
+        t, vt = x.type, with_lanes(via, n)
+        limit = 2.0 ** (via.width - 1)
+        ok = b.and_(b.fcmp_ordered(">=", x, const(t, -limit)), b.fcmp_ordered("<", x, const(t, limit)))
+        return b.select(ok, b.fptosi(x, vt), const(vt, 1 << (via.width - 1)))
 
     def round(self, x, dtype: DType):
         """Round a float32-held value to float16 / bfloat16 precision (others unchanged)."""

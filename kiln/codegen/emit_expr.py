@@ -162,9 +162,11 @@ class ExprEmitter(FunctionEmitter):
             return self.arith.round(r, dtype)
         return self.arith.binary(op, acc, value, dtype)
 
-    def counted_loop(self, start, stop, carried: list, body, step: int = 1) -> list:
+    def counted_loop(self, start, stop, carried: list, body, step: int = 1,
+                     hints: tuple = ()) -> list:
         """for (i = start; i < stop; i += step) with loop-carried values as phis; `body(i,
-        values)` emits one iteration and returns the next values. Returns the values at exit."""
+        values)` emits one iteration and returns the next values. Returns the values at exit.
+        `hints` are llvm.loop properties for LLVM's loop passes."""
         b = self.b
         pre = b.block
         header = b.append_basic_block("loop")
@@ -186,7 +188,9 @@ class ExprEmitter(FunctionEmitter):
         for phi, v in zip(phis, nxt):
             phi.add_incoming(v, b.block)
         i.add_incoming(i_next, b.block)
-        b.branch(header)
+        latch = b.branch(header)
+        if hints:
+            latch.set_metadata("llvm.loop", self.program.loop_hints(hints))
         b.position_at_end(exit_bb)
         return phis
 

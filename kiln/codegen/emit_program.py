@@ -164,6 +164,7 @@ class ProgramEmitter:
             fn = ir.Function(self.module, KERNEL_TYPE, name=self._kernel_name)
             fn.linkage = "internal"
             fn.attributes.add("nounwind")
+            fn.attributes.add("noinline")
             em = KernelEmitter(self, fn, roots_of(buffers_used(kernel.body)))
             em.abi = tuple(fn.args)
             em.emit_body(kernel.body, Scope(env={}))
@@ -192,6 +193,25 @@ class ProgramEmitter:
 
     def vector_width(self, loop, plan) -> int:
         return vector_width(loop, plan, self.target.vector_bits, self.options.vector_width)
+
+    def loop_hints(self, hints: tuple):
+        """A loop ID node (self-referential, as LLVM wants) carrying `hints`, e.g.
+        ("llvm.loop.unroll.disable",) or (("llvm.loop.vectorize.enable", False),)."""
+        key = ("loop", hints)
+        md = self._alias.get(key)
+        if md is None:
+            m = self.module
+            props = []
+            for h in hints:
+                name, *value = h if isinstance(h, tuple) else (h,)
+                ops = [ir.MetaDataString(m, name)]
+                ops += [ir.Constant(ir.IntType(1) if isinstance(v, bool) else I32, int(v))
+                        for v in value]
+                props.append(m.add_metadata(ops))
+            md = m.add_metadata([*props, ir.MetaDataString(m, f"kiln.loop.{len(self._alias)}")])
+            md.operands = (md, *props)
+            self._alias[key] = md
+        return md
 
     def note(self, message: str) -> None:
         self.notes.append(f"{self._kernel_name}: {message}")

@@ -28,6 +28,11 @@ from .lltypes import I64, PTR, compute_type, const, lane_indices, lanes, splat
 from .options import CodegenError
 
 
+# Explicit vector loops are already vectorized; LLVM's unroller adds little to loops of whole
+# vector registers but costs compile time.
+VECTOR_LOOP_HINTS = ("llvm.loop.unroll.disable", ("llvm.loop.vectorize.enable", False))
+
+
 class KernelEmitter(ExprEmitter):
 
     def emit_body(self, stmts, scope: Scope) -> None:
@@ -176,7 +181,7 @@ class KernelEmitter(ExprEmitter):
             self.emit_body(loop.body, inner)
             return []
 
-        self.counted_loop(start, main_end, [], body, step=width)
+        self.counted_loop(start, main_end, [], body, step=width, hints=VECTOR_LOOP_HINTS)
         # the tail: one masked iteration for the last stop - main_end (< width) lanes
         tail_bb = b.append_basic_block("vec.tail")
         end_bb = b.append_basic_block("vec.end")
