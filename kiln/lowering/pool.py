@@ -16,7 +16,7 @@ from ..ir.dtypes import DType
 from ..ir.ops.window import make_window
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
-from .reduce import count, into, lowest, reduction
+from .reduce import count, into, lowest, reduction, temp
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen
 from .window import Sweep, read_tap, sweep, tap_ranges, within
@@ -60,11 +60,12 @@ def lower_max_pool(ctx, node, inputs):
 
 def _max_indices(ctx, node, x: Tensor, y: Tensor, sw: Sweep) -> Tensor:
     """The flat input position (over N, C and the spatial axes, row-major, or column-major
-    within each image with storage_order=1) of the first tap in kernel order equal to Y."""
+    within each image with storage_order=1) of the first tap in kernel order equal to Y. The
+    tap's ordinal is materialized first, then decoded into a position."""
     kernel = sw.win.kernel
     none = Const(math.prod(kernel))
 
-    def at(idx):
+    def ordinal_at(idx):
         n, c, *outs = idx
         taps, ranges = tap_ranges(ctx, sw.win)
         v, inside = read_tap(x, (n, c), sw, outs, taps)
@@ -75,20 +76,23 @@ def _max_indices(ctx, node, x: Tensor, y: Tensor, sw: Sweep) -> Tensor:
         for k, size in zip(taps, kernel):
             ordinal = E.add(E.mul(ordinal, size), k)
         first = _fold("min", none, ranges, E.select(hit, ordinal, none))
-        first = E.select(E.eq(first, none), E.ZERO, first)   # no tap matched (NaN): tap 0
-        coords, rest = [], first
+        return E.select(E.eq(first, none), E.ZERO, first)   # no tap matched (NaN): tap 0
+    first = temp(ctx, Tensor(y.shape, i64, ordinal_at), "first_tap")
+    order = list(range(sw.rank)) if not ctx.attrs(node).storage_order else \
+        list(reversed(range(sw.rank)))
+
+    def at(idx):
+        n, c, *outs = idx
+        coords, rest = [], first.at(idx)
         for axis in reversed(range(sw.rank)):
-            k = E.mod(rest, kernel[axis])
+            coords.append(sw.position(axis, outs[axis], E.mod(rest, kernel[axis])))
             rest = E.floordiv(rest, kernel[axis])
-            coords.append(sw.position(axis, outs[axis], k))
         coords.reverse()
-        order = range(sw.rank) if not ctx.attrs(node).storage_order else \
-            reversed(range(sw.rank))
-        flat = E.add(E.mul(n, x.shape[1]), c)
         plane = E.ZERO
         for axis in order:
             plane = E.add(E.mul(plane, sw.spatial[axis]), coords[axis])
-        return E.add(E.mul(flat, E.product(sw.spatial)), plane)
+        image = E.add(E.mul(n, x.shape[1]), c)
+        return E.add(E.mul(image, E.product(sw.spatial)), plane)
     return Tensor(y.shape, i64, at)
 
 
