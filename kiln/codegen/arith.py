@@ -352,7 +352,8 @@ class Arith:
         b, n = self.b, lanes(x)
         t, vt = x.type, with_lanes(via, n)
         limit = 2.0 ** (via.width - 1)
-        ok = b.and_(b.fcmp_ordered(">=", x, const(t, -limit)), b.fcmp_ordered("<", x, const(t, limit)))
+        ok = b.and_(b.fcmp_ordered(">=", x, const(t, -limit)),
+                    b.fcmp_ordered("<", x, const(t, limit)))
         return b.select(ok, b.fptosi(x, vt), const(vt, 1 << (via.width - 1)))
 
     def round(self, x, dtype: DType):

@@ -22,7 +22,7 @@ import llvmlite.ir as ir
 
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer
-from ..loops.expr import (Binary, Cast, Compare, Const, Expr, Load, Reduce, Select, Unary, Var)
+from ..loops.expr import Binary, Cast, Compare, Const, Expr, Load, Reduce, Select, Unary, Var, lift
 from .analysis import address_step
 from .function import FunctionEmitter, Scope, Slot
 from .lltypes import (FLOAT, I1, I32, I64, PTR, broadcast, const, intrinsic, lane_indices, lanes,
@@ -98,7 +98,8 @@ class ExprEmitter(FunctionEmitter):
         cond = self.emit(e.cond, scope)
         speculable = not (self.names.has_load(e.a) or self.names.has_load(e.b))
         if speculable:
-            x, y = broadcast(b, self.emit_as(e.a, e.dtype, scope), self.emit_as(e.b, e.dtype, scope))
+            x, y = broadcast(b, self.emit_as(e.a, e.dtype, scope),
+                             self.emit_as(e.b, e.dtype, scope))
             if lanes(cond) > 1:     # a scalar condition may pick between vectors, not the reverse
                 x, y = splat(b, x, lanes(cond)), splat(b, y, lanes(cond))
             return b.select(cond, x, y)
@@ -145,7 +146,7 @@ class ExprEmitter(FunctionEmitter):
                 value = splat(self.b, self.emit_as(e.body, dtype, inner.child()), width)
                 return self._combine(e.combiner, acc_in, value, dtype, flags)
             v, start, stop = e.axes[k]
-            lo, hi = self.emit(start, scope), self.emit(stop, scope)
+            lo, hi = self.emit(lift(start), scope), self.emit(lift(stop), scope)
 
             def body(i, carried):
                 env[v.name] = i

@@ -256,7 +256,7 @@ class ProgramEmitter:
         done = fn.append_basic_block("done")
         b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), run, done)
         b.position_at_end(run)
-        body.function_type = BODY_TYPE   # llvmlite needs the callee's type for an indirect call
+        body.type = BODY_TYPE.as_pointer()   # llvmlite finds an indirect callee's type here
         b.call(body, [ctx, ir.Constant(I64, 0), n])
         b.branch(done)
         b.position_at_end(done)

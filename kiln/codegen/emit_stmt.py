@@ -213,8 +213,7 @@ class KernelEmitter(ExprEmitter):
         body_fn = self.program.outline(loop, captured, ctx_type)
         ctx = self.alloca(ctx_type, align=16)
         for k, v in enumerate([*self.abi, start, *values]):
-            b.store(v, b.gep(ctx, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)],
-                             source_etype=ctx_type))
+            b.store(v, field_pointer(b, ctx, ctx_type, k))
         n = b.sub(stop, start)
         n = b.select(b.icmp_signed("<", n, ir.Constant(I64, 0)), ir.Constant(I64, 0), n)
         b.call(self.program.parallel_for, [body_fn, ctx, n])
@@ -225,9 +224,7 @@ class KernelEmitter(ExprEmitter):
         p = self.prologue
         fields = []
         for k, t in enumerate(ctx_type.elements):
-            ptr = p.gep(ctx, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)],
-                        source_etype=ctx_type)
-            fields.append(p.load(ptr, typ=t))
+            fields.append(p.load(field_pointer(p, ctx, ctx_type, k), typ=t))
         self.abi = tuple(fields[:5])
         start = fields[5]
         env = dict(zip(captured, fields[6:]))
@@ -242,3 +239,10 @@ class KernelEmitter(ExprEmitter):
         self.counted_loop(begin, end, [], body)
         b.ret_void()
 
+
+def field_pointer(b: ir.IRBuilder, ptr, struct_type, k: int):
+    """Address of field k of the struct at `ptr` (an opaque pointer)."""
+    field = b.gep(ptr, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)],
+                  source_etype=struct_type)
+    field.type = PTR
+    return field

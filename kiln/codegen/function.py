@@ -101,6 +101,7 @@ class FunctionEmitter:
 
     def alloca(self, t: ir.Type, align: int | None = None, count=None) -> ir.Value:
         ptr = self.prologue.alloca(t, size=count)
+        ptr.type = PTR          # llvmlite types allocas as typed pointers; LLVM 22 has none
         if align:
             ptr.align = align
         return ptr
