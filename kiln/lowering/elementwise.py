@@ -4,7 +4,8 @@
 its operands' elements, already in their compute dtype (float16/bfloat16 as float32; see
 `tensor.apply`, which also broadcasts and rounds the result to the output dtype). One generic
 lowering turns every row into a Tensor, so an op's math is written once and fuses by composition.
-Ops that need a word more (Clip's scalar bounds, CastLike's target) have small lowerings below.
+Ops that need a word more (Clip's scalar bounds, CastLike's target, the per-axis or blocked
+scales of QuantizeLinear/DequantizeLinear) have small lowerings below.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..loops.expr import Expr
 from . import exprs as E
 from .exprs import binary, cast, gt, lt, select, unary
 from .registry import register
-from .tensor import Tensor, apply
+from .tensor import Tensor, apply, compute_dtype
 
 
 def _c(value, like: Expr) -> Expr:
@@ -154,6 +155,8 @@ SCALAR = {
     ops.Shrink: lambda a, x: shrink(x, a.bias, a.lambd),
     ops.PRelu: lambda a, x, slope: select(gt(x, 0), x, x * slope),
     ops.SwiGLU: lambda a, x, y: x * sigmoid(x * a.alpha) * y,
+    ops.Binarizer: lambda a, x: gt(x if x.dtype.is_float else cast(x, DType.float64),
+                                   a.threshold),
     # conversions
     ops.Cast: lambda a, x: cast(x, a.to),
 }
@@ -190,3 +193,61 @@ def lower_cast_like(ctx, node, inputs):
     target = ctx.out_dtype(node)
     return [apply(lambda x: cast(x, target), inputs[:1], target)]
 
+
+
+# --- QuantizeLinear, DequantizeLinear ------------------------------------------------------------
+
+_INT_RANGES = {DType.uint8: (0, 255), DType.int8: (-128, 127), DType.uint16: (0, 65535),
+               DType.int16: (-32768, 32767)}
+
+
+def quant_param(ctx, node, p: Tensor | None, x: Tensor):
+    """A scale or zero point as a function of x's index: per tensor, per axis or blocked."""
+    if p is None:
+        return None
+    if E.is_const(E.product(p.shape), 1):
+        return lambda idx: p.at((E.ZERO,) * p.rank)
+    a = ctx.attrs(node)
+    axis = a.axis + x.rank if a.axis < 0 else a.axis
+    if not a.block_size:
+        return lambda idx: p.at((idx[axis],))
+    return lambda idx: p.at(tuple(idx[:axis]) + (E.floordiv(idx[axis], a.block_size),) +
+                            tuple(idx[axis + 1:]))
+
+
+@register(ops.QuantizeLinear)
+def lower_quantize_linear(ctx, node, inputs):
+    x, scale, zp = (list(inputs) + [None])[:3]
+    out = ctx.out_dtype(node)
+    if out not in _INT_RANGES:
+        ctx.fail(node, f"quantizing to {out.short} is not lowered", hint="use an 8/16-bit target")
+    lo, hi = _INT_RANGES[out]
+    precision = ctx.attrs(node).precision
+    wide = compute_dtype(precision) if precision is not None else \
+        DType.float64 if x.dtype.is_int else compute_dtype(x.dtype)
+    scale_at, zp_at = quant_param(ctx, node, scale, x), quant_param(ctx, node, zp, x)
+    i32 = DType.int32
+
+    def at(idx):
+        y = unary("round", cast(x.at(idx), wide) / cast(scale_at(idx), wide))   # half to even
+        y = minimum(maximum(y, _c(-2 ** 30, y)), _c(2 ** 30, y))     # saturates below anyway
+        q = cast(y, i32)
+        if zp_at is not None:
+            q = q + cast(zp_at(idx), i32)
+        return cast(minimum(maximum(q, E.const(lo, i32)), E.const(hi, i32)), out)
+    return [Tensor(x.shape, out, at)]
+
+
+@register(ops.DequantizeLinear)
+def lower_dequantize_linear(ctx, node, inputs):
+    x, scale, zp = (list(inputs) + [None])[:3]
+    scale_at, zp_at = quant_param(ctx, node, scale, x), quant_param(ctx, node, zp, x)
+    out = ctx.out_dtype(node)
+    f32 = DType.float32
+
+    def at(idx):
+        v = cast(x.at(idx), f32)
+        if zp_at is not None:
+            v = v - cast(zp_at(idx), f32)
+        return cast(v * cast(scale_at(idx), f32), out)
+    return [Tensor(x.shape, out, at)]

@@ -1,21 +1,23 @@
-"""Data movement that is not a view: Concat, Pad, Tile, Gather, GatherElements, DepthToSpace,
-SpaceToDepth and Trilu. Each output element is still one input element (or a fill value) at a
-computed index, so each is written as `at`; `lower_graph` writes their outputs to memory.
+"""Data movement that is not a view: Concat, Pad, Tile, Gather, GatherElements, GatherND, OneHot,
+ArrayFeatureExtractor, DepthToSpace, SpaceToDepth, Trilu, ReverseSequence and CenterCropPad.
+Each output element is still one input element (or a fill value) at a computed index, so each
+is written as `at`; `lower_graph` writes their outputs to memory.
 
 Every Load they build stays inside its buffer for every output index, even in the arm of a
 Select whose value is not used (indices are clamped): code generators may evaluate both arms.
-Gather indices outside [-n, n) are clamped too, since native code cannot raise; the reference
-interpreter reports them.
+Indices read from data (Gather*, ArrayFeatureExtractor, ReverseSequence's lengths) outside their
+axis are clamped too, since native code cannot raise; the reference interpreter reports them.
 """
 
 from __future__ import annotations
 
 from ..ir import ops
+from ..ir.dtypes import DType
 from ..loops.expr import Const
 from . import exprs as E
 from .registry import register
 from .tensor import Tensor, store_all
-from .views import _axes
+from .views import normalized_axes, reshape_index
 
 
 def _replace(idx, axis: int, value) -> tuple:
@@ -27,7 +29,7 @@ def _replace(idx, axis: int, value) -> tuple:
 @register(ops.Concat)
 def lower_concat(ctx, node, inputs):
     rank = inputs[0].rank
-    axis = _axes(ctx, node, [ctx.attrs(node).axis], rank)[0]
+    axis = normalized_axes(ctx, node, [ctx.attrs(node).axis], rank)[0]
     parts, first = [], E.ZERO
     for t in inputs:
         if not E.is_const(t.shape[axis], 0):
@@ -92,7 +94,7 @@ def lower_pad(ctx, node, inputs):
     t = inputs[0]
     has = [len(inputs) > i and inputs[i] is not None for i in range(4)]
     pads = ctx.static_ints(node, 1)
-    axes = _axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else list(range(t.rank))
+    axes = normalized_axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else list(range(t.rank))
     if len(pads) != 2 * len(axes):
         ctx.fail(node, f"Pad has {len(pads)} pads for {len(axes)} axes; it needs 2 per axis")
     widths = {a: (pads[k], pads[k + len(axes)]) for k, a in enumerate(axes)}
@@ -143,7 +145,7 @@ def checked_index(i, n):
 @register(ops.Gather)
 def lower_gather(ctx, node, inputs):
     data, indices = inputs
-    axis = _axes(ctx, node, [ctx.attrs(node).axis], data.rank)[0]
+    axis = normalized_axes(ctx, node, [ctx.attrs(node).axis], data.rank)[0]
     q = indices.rank
     shape = tuple(data.shape[:axis]) + tuple(indices.shape) + tuple(data.shape[axis + 1:])
 
@@ -156,7 +158,7 @@ def lower_gather(ctx, node, inputs):
 @register(ops.GatherElements)
 def lower_gather_elements(ctx, node, inputs):
     data, indices = inputs
-    axis = _axes(ctx, node, [ctx.attrs(node).axis], data.rank)[0]
+    axis = normalized_axes(ctx, node, [ctx.attrs(node).axis], data.rank)[0]
 
     def at(idx):
         return data.at(_replace(idx, axis, checked_index(indices.at(idx), data.shape[axis])))
@@ -218,3 +220,99 @@ def lower_trilu(ctx, node, inputs):
         keep = E.ge(diagonal, k) if upper else E.le(diagonal, k)
         return E.select(keep, t.at(idx), zero)
     return [Tensor(t.shape, t.dtype, at)]
+
+
+# --- GatherND, ArrayFeatureExtractor, OneHot, ReverseSequence, CenterCropPad ------------------
+
+@register(ops.GatherND)
+def lower_gather_nd(ctx, node, inputs):
+    data, indices = inputs
+    b = ctx.attrs(node).batch_dims
+    k = indices.shape[-1]
+    if not isinstance(k, Const):
+        ctx.fail(node, "GatherND needs the length of its index tuples when compiling")
+    k = k.value
+    mid = indices.rank - 1 - b
+    shape = tuple(data.shape[:b]) + tuple(indices.shape[b:-1]) + tuple(data.shape[b + k:])
+
+    def at(idx):
+        lead = tuple(idx[:b + mid])
+        picks = tuple(checked_index(indices.at(lead + (Const(j),)), data.shape[b + j])
+                      for j in range(k))
+        return data.at(tuple(idx[:b]) + picks + tuple(idx[b + mid:]))
+    return [Tensor(shape, data.dtype, at)]
+
+
+@register(ops.ArrayFeatureExtractor)
+def lower_array_feature_extractor(ctx, node, inputs):
+    x, y = inputs
+    count = E.product(y.shape)
+    n = x.shape[-1]
+    lead = (E.ONE,) if x.rank == 1 else tuple(x.shape[:-1])
+
+    def at(idx):
+        flat = reshape_index(y.shape, (count,), (idx[-1],))
+        column = checked_index(y.at(flat), n)
+        return x.at((column,) if x.rank == 1 else tuple(idx[:-1]) + (column,))
+    return [Tensor(lead + (count,), x.dtype, at)]
+
+
+@register(ops.OneHot)
+def lower_one_hot(ctx, node, inputs):
+    indices, _, values = inputs
+    depth = ctx.static_scalar(node, 1)
+    depth = Const(int(depth.value)) if isinstance(depth, Const) else E.index(depth)
+    rank = indices.rank + 1
+    axis = normalized_axes(ctx, node, [ctx.attrs(node).axis], rank)[0]
+    shape = tuple(indices.shape[:axis]) + (depth,) + tuple(indices.shape[axis:])
+    off, on = values.at((E.ZERO,)), values.at((E.ONE,))
+
+    def at(idx):
+        i = E.cast(indices.at(tuple(idx[:axis]) + tuple(idx[axis + 1:])), DType.int64)
+        i = E.select(E.lt(i, 0), E.add(i, depth), i)
+        return E.select(E.eq(i, idx[axis]), on, off)
+    return [Tensor(shape, values.dtype, at)]
+
+
+@register(ops.ReverseSequence)
+def lower_reverse_sequence(ctx, node, inputs):
+    x, lens = inputs
+    a = ctx.attrs(node)
+    steps = x.shape[a.time_axis]
+
+    def at(idx):
+        t = idx[a.time_axis]
+        n = E.index(lens.at((idx[a.batch_axis],)))
+        source = E.select(E.lt(t, n), E.sub(E.sub(n, 1), t), t)
+        return x.at(_replace(idx, a.time_axis, E.clamp(source, 0, E.sub(steps, 1))))
+    return [Tensor(x.shape, x.dtype, at)]
+
+
+@register(ops.CenterCropPad)
+def lower_center_crop_pad(ctx, node, inputs):
+    x = inputs[0]
+    sizes = [E.index(v) for v in ctx.static_values(node, 1)]
+    axes_attr = ctx.attrs(node).axes
+    axes = list(range(x.rank)) if axes_attr is None else \
+        normalized_axes(ctx, node, axes_attr, x.rank)
+    target = dict(zip(axes, sizes))
+    shape = tuple(target.get(k, d) for k, d in enumerate(x.shape))
+    zero = E.const(0, x.dtype)
+
+    def at(idx):
+        src, inside = [], []
+        for k, (d, o) in enumerate(zip(x.shape, idx)):
+            if k not in target:
+                src.append(o)
+                continue
+            s = target[k]
+            crop = E.floordiv(E.maximum(E.sub(d, s), 0), 2)     # the window starts rounded down
+            pad = E.floordiv(E.maximum(E.sub(s, d), 0), 2)      # the odd pixel goes to the end
+            j = E.sub(o, pad)
+            src.append(E.clamp(E.add(j, crop), 0, E.sub(d, 1)))
+            inside += [E.ge(j, 0), E.lt(j, d)]
+        value = x.at(tuple(src))
+        for c in inside:
+            value = E.select(c, value, zero)
+        return value
+    return [Tensor(shape, x.dtype, at)]

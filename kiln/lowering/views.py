@@ -31,7 +31,7 @@ def view(ctx, t: Tensor, name: str, shape, to_source, layout=None) -> Tensor:
     return Tensor.holding(buf, definition)
 
 
-def _axes(ctx, node, values, rank: int) -> list[int]:
+def normalized_axes(ctx, node, values, rank: int) -> list[int]:
     out = []
     for a in values:
         if not -rank <= a < rank:
@@ -181,7 +181,7 @@ def lower_flatten(ctx, node, inputs):
 def lower_squeeze(ctx, node, inputs):
     t = inputs[0]
     if len(inputs) > 1 and inputs[1] is not None:
-        axes = _axes(ctx, node, ctx.static_ints(node, 1), t.rank)
+        axes = normalized_axes(ctx, node, ctx.static_ints(node, 1), t.rank)
     else:
         if not all(isinstance(d, Const) for d in t.shape):
             ctx.fail(node, f"Squeeze without axes on shape {t.shape}: a symbolic dim may be 1",
@@ -201,7 +201,7 @@ def lower_unsqueeze(ctx, node, inputs):
     t = inputs[0]
     values = ctx.static_ints(node, 1)
     rank = t.rank + len(values)
-    axes = set(_axes(ctx, node, values, rank))
+    axes = set(normalized_axes(ctx, node, values, rank))
     kept = [k for k in range(rank) if k not in axes]
     shape, it = [], iter(t.shape)
     for k in range(rank):
@@ -295,7 +295,7 @@ def lower_slice(ctx, node, inputs):
     t = inputs[0]
     starts, ends = ctx.static_values(node, 1), ctx.static_values(node, 2)
     has = [len(inputs) > i and inputs[i] is not None for i in range(5)]
-    axes = _axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else \
+    axes = normalized_axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else \
         list(range(len(starts)))
     steps = ctx.static_ints(node, 4) if has[4] else [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
@@ -310,7 +310,7 @@ def lower_slice(ctx, node, inputs):
 @register(ops.Split, lazy=True)
 def lower_split(ctx, node, inputs):
     t = inputs[0]
-    axis = _axes(ctx, node, [ctx.attrs(node).axis], t.rank)[0]
+    axis = normalized_axes(ctx, node, [ctx.attrs(node).axis], t.rank)[0]
     n = len(node.outputs)
     d = t.shape[axis]
     if len(inputs) > 1 and inputs[1] is not None:

@@ -239,3 +239,43 @@ def test_every_scalar_row_is_registered():
         assert lowering_for(op) is not None
     for op in (ops.Clip, ops.CastLike):
         assert lowering_for(op) is not None
+
+
+def test_binarizer(backend):
+    x = np.array([[-1.0, 0.0, 0.5], [0.25, 2.0, -0.1]], np.float32)
+    check_op(backend, "Binarizer", [x], {"threshold": 0.25})
+    check_op(backend, "Binarizer", [np.array([-2, 0, 1, 5], np.int64)], {"threshold": 0.5})
+
+
+@pytest.mark.parametrize("target", [np.uint8, np.int8, np.uint16, np.int16])
+def test_quantize_per_tensor(backend, target):
+    x = np.array([[-300.0, -2.5, -1.5, -0.5], [0.5, 1.5, 2.49, 1e4]], np.float32)
+    zp = np.array(3 if np.dtype(target).kind == "u" else -2, target)
+    check_op(backend, "QuantizeLinear", [x, np.array(0.5, np.float32), zp])
+    check_op(backend, "QuantizeLinear", [x, np.array(2.0, np.float32), zp], consts=[1, 2])
+    check_op(backend, "DequantizeLinear", [rand((2, 4), target, low=0, high=100), np.float32(0.25),
+                                           zp])
+
+
+def test_quantize_per_axis_and_blocked(backend):
+    x = rand((2, 3, 4), low=-10, high=10)
+    scales, zps = np.array([0.5, 0.1, 2.0], np.float32), np.array([1, 0, 250], np.uint8)
+    check_op(backend, "QuantizeLinear", [x, scales, zps], {"axis": 1})
+    check_op(backend, "QuantizeLinear", [x, scales], {"axis": -2})
+    blocked = rand((2, 3, 2), low=0.1, high=1)
+    bzp = rand((2, 3, 2), np.int8, low=-5, high=5)
+    check_op(backend, "QuantizeLinear", [x, blocked, bzp], {"axis": 2, "block_size": 2})
+    q = rand((2, 3, 4), np.int8, low=-100, high=100)
+    check_op(backend, "DequantizeLinear", [q, blocked, bzp], {"axis": -1, "block_size": 2})
+    check_op(backend, "DequantizeLinear", [q, scales, zps.astype(np.int8)], {"axis": 1})
+    check_op(backend, "DequantizeLinear", [rand((5,), np.int32, low=-9, high=9),
+                                           np.array(0.5, np.float32)])
+
+
+def test_quantize_narrow_floats(backend):
+    x = rand((2, 3), np.float16, low=-4, high=4)
+    check_op(backend, "QuantizeLinear", [x, np.array(0.05, np.float16)])
+    q = rand((2, 3), np.uint8, low=0, high=255)
+    check_op(backend, "DequantizeLinear", [q, np.array(0.5, np.float16)])
+    check_op(backend, "DequantizeLinear", [q, np.array(0.5, np.float32)],
+             {"output_dtype": DType.bfloat16})

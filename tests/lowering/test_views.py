@@ -286,3 +286,44 @@ def test_graph_output_that_is_a_view_is_copied_into_its_own_buffer(backend):
     (out,) = prog.outputs
     assert out.kind is BufferKind.OUTPUT and out.base is None
     assert [k.name for k in prog.kernels] == ["copy"]
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1])
+def test_gather_nd(backend, batch_dims):
+    data = rand((2, 3, 4))
+    idx = np.array([[[1], [-1]], [[0], [-2]]], I64)                    # k = 1
+    check_op(backend, "GatherND", [data, idx], {"batch_dims": batch_dims})
+    idx2 = np.array([[[1, 3], [0, -4]], [[2, 0], [-1, 1]]], I64)        # k = 2
+    if batch_dims == 0:
+        idx2 = np.array([[0, 2], [1, -1]], I64)
+    check_op(backend, "GatherND", [data, idx2], {"batch_dims": batch_dims})
+
+
+def test_array_feature_extractor(backend):
+    check_op(backend, "ArrayFeatureExtractor", [rand((3, 5)), ints(4, 0, 2)])
+    check_op(backend, "ArrayFeatureExtractor", [rand((5,)), np.array([[1], [3]], I64)])
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_one_hot(backend, axis):
+    indices = np.array([[0, 3, -1], [2, 7, -5]], I64)
+    values = np.array([0.5, 2.0], np.float32)
+    check_op(backend, "OneHot", [indices, np.array(5, I64), values], {"axis": axis}, consts=[1])
+    check_op(backend, "OneHot", [indices.astype(np.float32) + 0.5, np.array([4.0], np.float32),
+                                 np.array([0, 1], np.int32)], {"axis": axis}, consts=[1])
+
+
+@pytest.mark.parametrize("batch_axis,time_axis", [(1, 0), (0, 1)])
+def test_reverse_sequence(backend, batch_axis, time_axis):
+    x = rand((4, 3, 2)) if batch_axis == 1 else rand((3, 4, 2))
+    check_op(backend, "ReverseSequence", [x, ints(4, 0, 2)],
+             {"batch_axis": batch_axis, "time_axis": time_axis})
+
+
+@pytest.mark.parametrize("sizes,axes", [((2, 7), None), ((5, 3), None), ((1,), (0,)),
+                                        ((8,), (-1,))])
+def test_center_crop_pad(backend, sizes, axes):
+    attrs = {} if axes is None else {"axes": axes}
+    check_op(backend, "CenterCropPad", [rand((4, 5)), ints(*sizes)], attrs, consts=[1])
+    check_op(backend, "CenterCropPad", [rand((4, 5)), ints(*sizes)], attrs, consts=[1],
+             dims={0: ("n", 5)})
