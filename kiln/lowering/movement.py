@@ -94,7 +94,8 @@ def lower_pad(ctx, node, inputs):
     t = inputs[0]
     has = [len(inputs) > i and inputs[i] is not None for i in range(4)]
     pads = ctx.static_ints(node, 1)
-    axes = normalized_axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else list(range(t.rank))
+    axes = normalized_axes(ctx, node, ctx.static_ints(node, 3), t.rank) if has[3] else \
+        list(range(t.rank))
     if len(pads) != 2 * len(axes):
         ctx.fail(node, f"Pad has {len(pads)} pads for {len(axes)} axes; it needs 2 per axis")
     widths = {a: (pads[k], pads[k + len(axes)]) for k, a in enumerate(axes)}
