@@ -228,7 +228,8 @@ def cast(e: Expr, dtype: DType) -> Expr:
     if dtype is DType.bool:
         return ne(e, lift(0, e.dtype))
     if isinstance(e, Const):
-        return const(np.asarray(e.value, dtype=e.dtype.np).astype(dtype.np)[()], dtype)
+        with np.errstate(all="ignore"):
+            return const(np.asarray(e.value, dtype=e.dtype.np).astype(dtype.np)[()], dtype)
     if isinstance(e, Cast) and dtype is i64 and e.a.dtype.is_int and e.dtype.is_int and \
             e.dtype.itemsize >= e.a.dtype.itemsize and e.dtype.is_signed == e.a.dtype.is_signed:
         return Cast(dtype, e.a)      # a widening chain of integer casts is one cast
