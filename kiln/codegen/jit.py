@@ -49,7 +49,10 @@ def compile_program(program: Program, options: CodegenOptions | None = None) -> 
     emitter = ProgramEmitter(program, options, target, external_parallel_for=runtime is not None)
     text = str(emitter.emit())
     t1 = time.perf_counter()
-    module = llvm.parse_assembly(text)
+    # A context per module: LLVM's global context keeps every type, constant and metadata
+    # string it ever saw, which would grow with each compiled program.
+    context = llvm.create_context()
+    module = llvm.parse_assembly(text, context=context)
     module.verify()
     tm = target.create_target_machine()
     optimize(module, tm, options.opt_level)
@@ -63,7 +66,7 @@ def compile_program(program: Program, options: CodegenOptions | None = None) -> 
     if not address:
         raise CodegenError(f"{ENTRY} was not emitted")
     timings = {"emit_ir": t1 - t0, "llvm": t2 - t1}
-    return NativeProgram(program, emitter.layout, engine, address, target,
+    return NativeProgram(program, emitter.layout, engine, context, address, target,
                          llvm_ir=text, optimized_ir=optimized, notes=emitter.notes,
                          timings=timings)
 
@@ -83,7 +86,7 @@ class NativeProgram:
     """A compiled Program: `run(inputs) -> outputs`; `.llvm_ir` (as emitted), `.optimized_ir`
     (after LLVM's pipeline), `.asm`; `.notes` says which loops stayed scalar and why."""
 
-    def __init__(self, program: Program, layout: BufferLayout, engine, address: int,
+    def __init__(self, program: Program, layout: BufferLayout, engine, context, address: int,
                  target: HostTarget, *, llvm_ir: str, optimized_ir: str, notes: list,
                  timings: dict):
         self.program = program
@@ -94,6 +97,7 @@ class NativeProgram:
         self.notes = list(notes)
         self.timings = timings
         self._engine = engine
+        self._context = context
         self._entry = _ENTRY_CTYPE(address)
         self._asm: str | None = None
         self._constants = [_constant_array(b) for b in layout.constants]
@@ -104,15 +108,21 @@ class NativeProgram:
     def asm(self) -> str:
         if self._asm is None:
             tm = self.target.create_target_machine()
-            self._asm = tm.emit_assembly(llvm.parse_assembly(self.optimized_ir))
+            context = llvm.create_context()
+            self._asm = tm.emit_assembly(llvm.parse_assembly(self.optimized_ir, context=context))
+            context.close()
         return self._asm
 
     def close(self) -> None:
         """Free the machine code now (also done when the NativeProgram is garbage)."""
         self._entry = None
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None:
+            engine.close()                # the engine frees its module; then the context
+            self._context.close()
+
+    def __del__(self):
+        self.close()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if self._entry is None:
