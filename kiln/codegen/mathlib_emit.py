@@ -127,7 +127,11 @@ class MathBuilder:
         return self.eq(self.abs(a), self.c(float("inf")))
 
     def isfinite(self, a):
-        return self.lt(self.abs(a), self.c(float("inf")))
+        # a * 0 == 0, not |a| < Inf: LLVM turns the latter (and x > 0 && x < Inf) into integer
+        # range checks whose all-ones constant x86 rematerializes with vpternlog into a
+        # register the loop last wrote, a false dependency that serializes iterations (3x
+        # slower log on Zen 4).
+        return self.eq(self.mul(a, self.c(0.0)), self.c(0.0))
 
     def select(self, cond, a, c): return self.b.select(cond, a, c)
     def and_(self, a, c): return self.b.and_(a, c)

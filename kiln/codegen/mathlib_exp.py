@@ -32,8 +32,9 @@ HYP_MAX = {F32: 90.0, F64: 711.0}
 MIN_NORMAL = {F32: 2.0 ** -126, F64: 2.0 ** -1022}
 # above this, asinh(x) = log(2x) and acosh(x) = log(2x) to working precision
 HUGE_HYP = {F32: 2.0 ** 12, F64: 2.0 ** 28}
-# tanh's polynomial covers |x| below this
+# tanh's polynomial covers |x| below TANH_SMALL; from TANH_ONE / 2 on, tanh(x) rounds to 1
 TANH_SMALL = 0.625
+TANH_ONE = {F32: 20.0, F64: 44.0}
 # pow's double-word exponent y log|x| is clamped to this (far beyond overflow and underflow)
 POW_MAX_EXP = 1400.0
 
@@ -76,20 +77,23 @@ def _odd_poly(m: MathBuilder, x, name: str):
 
 
 def tanh(m: MathBuilder, x):
+    """x + x^3 P(x^2) for |x| < TANH_SMALL, else 1 - 2 / (e^2|x| + 1) (1 from TANH_ONE on,
+    where e^2|x| stays finite and scales by one power of two); NaN takes the first path."""
     a = m.abs(x)
     small = _odd_poly(m, a, "tanh")
-    e = exp(m, m.add(a, a))
+    two_a = m.add(a, a)
+    p, k = exp_parts(m, m.select(m.lt(two_a, m.pick(TANH_ONE)), two_a, m.pick(TANH_ONE)))
+    e = m.mul(p, m.pow2(k))
     big = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(e, m.c(1.0))))
-    return m.copysign(m.select(m.lt(a, m.c(TANH_SMALL)), small, big), x)
+    return m.copysign(m.select(m.ge(a, m.c(TANH_SMALL)), big, small), x)
 
 
 def _exp_halves(m: MathBuilder, a):
     """(e^a / 2, e^-a / 2) for a >= 0, without overflowing before e^a / 2 does."""
     ac = m.select(m.lt(a, m.pick(HYP_MAX)), a, m.pick(HYP_MAX))
     p, k = exp_parts(m, ac)
-    one = m.ic(1)
-    half = m.ldexp(p, m.isub(k, one))
-    inv_half = m.ldexp(m.div(m.c(1.0), p), m.isub(m.ic(-1), k))
+    half = m.ldexp(m.mul(m.c(0.5), p), k)     # not k - 1: see MathBuilder.isfinite
+    inv_half = m.ldexp(m.div(m.c(0.5), p), m.isub(m.ic(0), k))
     return half, inv_half
 
 
@@ -142,7 +146,7 @@ def log1p_parts(m: MathBuilder, t):
 
 
 def log(m: MathBuilder, x):
-    ok = m.and_(m.gt(x, m.c(0.0)), m.lt(x, m.c(INF)))
+    ok = m.and_(m.gt(x, m.c(0.0)), m.isfinite(x))
     e, f = log_reduce(m, m.select(ok, x, m.c(1.0)))
     special = m.select(m.eq(x, m.c(0.0)), m.c(-INF),
                        m.select(m.eq(x, m.c(INF)), m.c(INF), m.c(NAN)))
@@ -235,8 +239,9 @@ def _log_ext(m: MathBuilder, a):
     e, f = log_reduce(m, a)
     d = m.add(m.c(2.0), f)
     d_lo = m.sub(f, m.sub(d, m.c(2.0)))
-    s = m.div(f, d)
-    s_lo = m.div(m.sub(m.fma(m.neg(s), d, f), m.mul(s, d_lo)), d)
+    inv = m.div(m.c(1.0), d)
+    s = m.mul(f, inv)                               # s + s_lo = f / (2 + f) to ~2^-104
+    s_lo = m.mul(m.sub(m.fma(m.neg(s), d, f), m.mul(s, d_lo)), inv)
     z, z_lo = m.two_prod(s, s)
     c, c_lo = m.two_prod(z, s)                      # s^3
     c_lo = m.add(c_lo, m.fma(z_lo, s, m.mul(m.mul(m.c(3.0), z), s_lo)))
@@ -250,14 +255,19 @@ def _log_ext(m: MathBuilder, a):
     return m.fast_two_sum(big, big_lo)
 
 
-def _pow64(m: MathBuilder, x, y):
+def _pow64(m: MathBuilder, x, y, extended: bool):
+    """pow in double: |x|^y = e^(y log|x|), y log|x| in double-word precision when
+    `extended` (double results), a plain double otherwise (enough for float results)."""
     ax = m.abs(x)
     general = m.and_(m.and_(m.isfinite(ax), m.gt(ax, m.c(0.0))), m.isfinite(y))
     axs = m.select(general, ax, m.c(1.0))
     ys = m.select(general, y, m.c(0.0))
-    lh, ll = _log_ext(m, axs)
-    zh, zl = m.two_prod(ys, lh)
-    zl = m.fma(ys, ll, zl)
+    if extended:
+        lh, ll = _log_ext(m, axs)
+        zh, zl = m.two_prod(ys, lh)
+        zl = m.fma(ys, ll, zl)
+    else:
+        zh, zl = m.mul(ys, log_kernel(m, *log_reduce(m, axs))), m.c(0.0)
     in_range = m.lt(m.abs(zh), m.c(POW_MAX_EXP))
     zh = m.clamp(zh, -POW_MAX_EXP, POW_MAX_EXP)
     zl = m.select(in_range, zl, m.c(0.0))
@@ -288,6 +298,6 @@ def _pow64(m: MathBuilder, x, y):
 
 def pow(m: MathBuilder, x, y):
     if m.fmt is F64:
-        return _pow64(m, x, y)
+        return _pow64(m, x, y, True)
     md = m.like(F64)
-    return md.convert(_pow64(md, m.convert(x, md), m.convert(y, md)), m)
+    return md.convert(_pow64(md, m.convert(x, md), m.convert(y, md), False), m)
