@@ -56,6 +56,15 @@ class ExprEmitter(FunctionEmitter):
         """`e` converted to `dtype` (stores and locals convert like NumPy assignment)."""
         return self.arith.cast(self.emit(e, scope), e.dtype, dtype)
 
+    def index(self, e, scope: Scope) -> ir.Value:
+        """An index, bound or stride as i64 (narrower integer values are widened)."""
+        e = lift(e)
+        return self.emit_as(e, DType.int64, scope)
+
+    def condition(self, e: Expr, scope: Scope) -> ir.Value:
+        """A condition as i1 (a non-bool value is true when non-zero)."""
+        return self.emit_as(e, DType.bool, scope)
+
     def is_varying(self, e: Expr, scope: Scope) -> bool:
         return scope.width > 1 and bool(self.names.names(e) & scope.varying)
 
@@ -95,7 +104,7 @@ class ExprEmitter(FunctionEmitter):
 
     def _select(self, e: Select, scope: Scope) -> ir.Value:
         b = self.b
-        cond = self.emit(e.cond, scope)
+        cond = self.condition(e.cond, scope)
         speculable = not (self.names.has_load(e.a) or self.names.has_load(e.b))
         if speculable:
             x, y = broadcast(b, self.emit_as(e.a, e.dtype, scope),
@@ -146,7 +155,7 @@ class ExprEmitter(FunctionEmitter):
                 value = splat(self.b, self.emit_as(e.body, dtype, inner.child()), width)
                 return self._combine(e.combiner, acc_in, value, dtype, flags)
             v, start, stop = e.axes[k]
-            lo, hi = self.emit(lift(start), scope), self.emit(lift(stop), scope)
+            lo, hi = self.index(start, scope), self.index(stop, scope)
 
             def body(i, carried):
                 env[v.name] = i
@@ -202,9 +211,9 @@ class ExprEmitter(FunctionEmitter):
         b = self.b
         if len(index) != buf.rank:
             raise CodegenError(f"{buf.name} has rank {buf.rank}, indexed with {len(index)}")
-        total = self.emit(buf.offset, scope)
+        total = self.index(buf.offset, scope)
         for i, s in zip(index, buf.strides):
-            term = self._mul_index(self.emit(i, scope), self.emit(s, scope))
+            term = self._mul_index(self.index(i, scope), self.index(s, scope))
             total, term = broadcast(b, total, term)
             total = b.add(total, term)
         return total
@@ -230,7 +239,7 @@ class ExprEmitter(FunctionEmitter):
             first = self.linear_index(buf, index, at_lane0)
             if step == Const(1):
                 return Access("contiguous", b.gep(root_ptr, [first], source_etype=etype))
-            stride = self.emit(step, at_lane0)
+            stride = self.index(step, at_lane0)
             idx = b.add(splat(b, first, scope.width),
                         b.mul(lane_indices(scope.width), splat(b, stride, scope.width)))
         else:

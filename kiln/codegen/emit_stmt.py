@@ -74,7 +74,7 @@ class KernelEmitter(ExprEmitter):
 
     def _if(self, s: If, scope: Scope) -> None:
         b = self.b
-        cond = self.emit(s.cond, scope.child())
+        cond = self.condition(s.cond, scope.child())
         if lanes(cond) > 1:
             notc = b.xor(cond, const(cond.type, 1))
             self.emit_body(s.then, scope.child(mask=self._and_mask(scope.mask, cond)))
@@ -114,7 +114,7 @@ class KernelEmitter(ExprEmitter):
         self._serial_loop(loop, scope)
 
     def _bounds(self, loop: Loop, scope: Scope):
-        return self.emit(loop.start, scope.child()), self.emit(loop.stop, scope.child())
+        return self.index(loop.start, scope.child()), self.index(loop.stop, scope.child())
 
     def _serial_loop(self, loop: Loop, scope: Scope) -> None:
         start, stop = self._bounds(loop, scope)

@@ -372,3 +372,23 @@ def test_other_float_types_in_vector_code(dtype):
         got, want = native.run(data), run_program(prog, data)
         assert_same("y", got[0], want[0])
         assert_same("s", got[1], want[1], rtol=2e-2 if dtype is not f64 else 1e-12, atol=0.05)
+
+
+def test_narrow_integer_indices_bounds_and_conditions():
+    """Indices, loop bounds and conditions of other integer types are widened / tested != 0."""
+    v = inp("v", (n,))
+    idx = inp("idx", (n,), DType.int32)
+    cnt = inp("cnt", (1,), DType.uint8)
+    flag = inp("flag", (n,), DType.int16)
+    g, c = out("g", (n,)), out("c", (n,))
+    kernels = [Kernel("g", [Loop(i, 0, n, [Store(g, (i,), Select(flag[i], v[idx[i]],
+                                                                 Const(-1.0, f32)))], VEC)]),
+               Kernel("c", [Loop(i, 0, n, [Store(c, (i,), Const(0.0, f32))], SER),
+                            Loop(i, 0, cnt[0], [If(flag[i], [Store(c, (i,), v[i])])], VEC)])]
+    prog = program("narrow", [v, idx, cnt, flag], [g, c], kernels, {"n": (v, 0)})
+    runs = []
+    for s in (1, 9, 40):
+        runs.append({"v": rand((s,)), "idx": RNG.integers(0, s, s).astype(np.int32),
+                     "cnt": np.array([s // 2 + 1], np.uint8),
+                     "flag": RNG.integers(-2, 3, s).astype(np.int16)})
+    check(prog, runs)
