@@ -106,22 +106,26 @@ def reduce_pio2(m: MathBuilder, x):
 
 
 def _sin_cos(m: MathBuilder, x):
-    """(quadrant, sin r, cos r, finite) for x = quadrant pi/2 + r (mod 2 pi)."""
+    """(quadrant, (s, s_tail, sin), (c, c_tail, cos), finite) for x = quadrant pi/2 + r
+    (mod 2 pi): sin r = s + s_tail and cos r = c + c_tail unevaluated, and each rounded."""
     finite = m.isfinite(x)
     q, r, r_lo = reduce_pio2(m, m.select(finite, x, m.c(0.0)))
     z = m.mul(r, r)
     rz = m.mul(r, z)
     sp = m.poly(z, COEFFS["sin"][m.fmt])
+    cp = m.poly(z, COEFFS["cos"][m.fmt])
     if r_lo is None:
-        s = m.fma(rz, sp, r)
-        tail = m.mul(m.mul(z, z), m.poly(z, COEFFS["cos"][m.fmt]))
+        s_tail = m.mul(rz, sp)
+        sin = m.fma(rz, sp, r)
+        tail = m.mul(m.mul(z, z), cp)
     else:
-        s = m.add(r, m.fma(rz, sp, r_lo))
-        tail = m.fma(m.mul(z, z), m.poly(z, COEFFS["cos"][m.fmt]), m.neg(m.mul(r, r_lo)))
+        s_tail = m.fma(rz, sp, r_lo)
+        sin = m.add(r, s_tail)
+        tail = m.fma(m.mul(z, z), cp, m.neg(m.mul(r, r_lo)))
     hz = m.mul(m.c(0.5), z)
     w = m.sub(m.c(1.0), hz)
-    c = m.add(w, m.add(m.sub(m.sub(m.c(1.0), w), hz), tail))
-    return q, s, c, finite
+    c_tail = m.add(m.sub(m.sub(m.c(1.0), w), hz), tail)
+    return q, (r, s_tail, sin), (w, c_tail, m.add(w, c_tail)), finite
 
 
 def _finish(m: MathBuilder, x, value, finite, keep_zero: bool):
@@ -130,25 +134,35 @@ def _finish(m: MathBuilder, x, value, finite, keep_zero: bool):
     return m.select(finite, value, m.c(NAN))
 
 
+def _odd(m: MathBuilder, q):
+    return m.ieq(m.iand(q, m.ic(1)), m.ic(1))
+
+
 def sin(m: MathBuilder, x):
-    q, s, c, finite = _sin_cos(m, x)
-    v = m.select(m.ieq(m.iand(q, m.ic(1)), m.ic(1)), c, s)
+    q, (_, _, s), (_, _, c), finite = _sin_cos(m, x)
+    v = m.select(_odd(m, q), c, s)
     v = m.select(m.ieq(m.iand(q, m.ic(2)), m.ic(2)), m.neg(v), v)
     return _finish(m, x, v, finite, True)
 
 
 def cos(m: MathBuilder, x):
-    q, s, c, finite = _sin_cos(m, x)
-    v = m.select(m.ieq(m.iand(q, m.ic(1)), m.ic(1)), s, c)
+    q, (_, _, s), (_, _, c), finite = _sin_cos(m, x)
+    v = m.select(_odd(m, q), s, c)
     flip = m.ieq(m.iand(m.iadd(q, m.ic(1)), m.ic(2)), m.ic(2))
     return _finish(m, x, m.select(flip, m.neg(v), v), finite, False)
 
 
 def tan(m: MathBuilder, x):
-    q, s, c, finite = _sin_cos(m, x)
-    odd = m.ieq(m.iand(q, m.ic(1)), m.ic(1))
-    v = m.div(m.select(odd, m.neg(c), s), m.select(odd, s, c))
-    return _finish(m, x, v, finite, True)
+    """sin r / cos r, or -cos r / sin r in odd quadrants, with the quotient corrected by its
+    residual against the unrounded numerator and denominator."""
+    q, (s, s_tail, s_full), (c, c_tail, c_full), finite = _sin_cos(m, x)
+    odd = _odd(m, q)
+    num, num_tail = m.select(odd, m.neg(c), s), m.select(odd, m.neg(c_tail), s_tail)
+    den, den_tail = m.select(odd, s, c), m.select(odd, s_tail, c_tail)
+    inv = m.div(m.c(1.0), m.select(odd, s_full, c_full))
+    t = m.mul(m.select(odd, m.neg(c_full), s_full), inv)
+    residual = m.add(m.fma(m.neg(t), den, num), m.fma(m.neg(t), den_tail, num_tail))
+    return _finish(m, x, m.fma(residual, inv, t), finite, True)
 
 
 # ---- inverse functions
