@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer
-from ..loops.expr import (Binary, Cast, Const, Expr, Load, Reduce, Select, Unary, Var, children,
-                          simplify_index)
+from ..loops.expr import (COMBINERS, Binary, Cast, Const, Expr, Load, Reduce, Select, Unary, Var,
+                          children, simplify_index)
 from ..loops.stmt import Assign, If, Local, Loop, Store
 
 
@@ -153,14 +153,24 @@ class VectorPlan:
     reason: str = ""
     varying: set = field(default_factory=set)
     widest_bits: int = 32
+    # locals declared outside the loop that it only updates as `acc = acc <op> e`:
+    # name -> (op, dtype); they get per-lane partial results, combined after the loop
+    reductions: dict = field(default_factory=dict)
 
 
-def plan_vector_loop(loop: Loop, names: NameCollector) -> VectorPlan:
+def plan_vector_loop(loop: Loop, names: NameCollector, reassociate: bool) -> VectorPlan:
     declared = declared_names(loop.body)
-    outside = assigned_names(loop.body) - declared
-    if outside:
-        return VectorPlan(False, f"assigns {sorted(outside)} declared outside the loop")
-    varying = {loop.var.name}
+    reductions = {}
+    for name in sorted(assigned_names(loop.body) - declared):
+        found = reduction_of(loop.body, name, names)
+        if found is None:
+            return VectorPlan(False, f"assigns {name}, declared outside the loop, other than "
+                                     "as acc = acc <op> value")
+        op, dtype = found
+        if dtype.is_float and op in ("add", "mul") and not reassociate:
+            return VectorPlan(False, f"a float {op} reduction into {name} (needs reassociate)")
+        reductions[name] = found
+    varying = {loop.var.name} | set(reductions)
     while True:
         before = len(varying)
         reason = _mark_varying(loop.body, varying, False, names)
@@ -168,7 +178,43 @@ def plan_vector_loop(loop: Loop, names: NameCollector) -> VectorPlan:
             return VectorPlan(False, reason)
         if len(varying) == before:
             break
-    return VectorPlan(True, varying=varying, widest_bits=_widest_bits(loop.body, names))
+    return VectorPlan(True, varying=varying, widest_bits=_widest_bits(loop.body, names),
+                      reductions=reductions)
+
+
+def reduction_of(stmts, name: str, names: NameCollector):
+    """(op, dtype) when every statement in `stmts` that touches local `name` is an update
+    `name = name <op> e` (one op, a combiner) with `e` not reading `name`; else None."""
+    ops: set = set()
+    dtype = None
+
+    def visit(ss) -> bool:
+        nonlocal dtype
+        for s in ss:
+            if isinstance(s, Assign) and s.var.name == name:
+                v = s.value
+                if not (isinstance(v, Binary) and v.op in COMBINERS):
+                    return False
+                if v.a == s.var and name not in names.names(v.b):
+                    ops.add(v.op)
+                elif v.b == s.var and name not in names.names(v.a):
+                    ops.add(v.op)
+                else:
+                    return False
+                dtype = s.var.dtype
+            elif isinstance(s, Loop):
+                if name in names.names(s.start) | names.names(s.stop) or not visit(s.body):
+                    return False
+            elif isinstance(s, If):
+                if name in names.names(s.cond) or not (visit(s.then) and visit(s.orelse)):
+                    return False
+            elif name in stmt_names([s], names):
+                return False
+        return True
+
+    if not visit(stmts) or len(ops) != 1:
+        return None
+    return ops.pop(), dtype
 
 
 def _mark_varying(stmts, varying: set, masked: bool, names: NameCollector) -> str:

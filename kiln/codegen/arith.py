@@ -194,6 +194,41 @@ class Arith:
                                      b.select(odd, const(t, -1), one), zero))
         return b.select(b.icmp_signed("<", y, zero), negative, result)
 
+    # --- reductions across lanes ---------------------------------------------------------
+
+    def identity(self, op: str, dtype: DType, t: ir.Type) -> ir.Constant:
+        """The value that leaves `op` unchanged, as a constant of type `t`."""
+        if dtype.is_float:
+            value = {"add": -0.0, "mul": 1.0, "max": float("-inf"), "min": float("inf")}[op]
+        elif dtype is DType.bool:
+            value = {"add": 0, "max": 0, "or": 0, "xor": 0, "mul": 1, "min": 1, "and": 1}[op]
+        else:
+            bits = element_type(t).width
+            signed = dtype.is_signed
+            value = {"add": 0, "or": 0, "xor": 0, "mul": 1, "and": -1,
+                     "max": -(1 << (bits - 1)) if signed else 0,
+                     "min": (1 << (bits - 1)) - 1 if signed else -1}[op]
+        return const(t, value)
+
+    def reduce_lanes(self, op: str, vec, dtype: DType, reassociate: bool = True):
+        """Combine the lanes of `vec` with `op` into one scalar."""
+        b, t = self.b, vec.type
+        scalar = element_type(t)
+        if dtype.is_float:
+            if op in ("add", "mul"):
+                name = "vector.reduce.f" + op
+                fn = intrinsic(b.module, name, scalar, [scalar, t], [t])
+                flags = ("reassoc",) if reassociate else ()
+                return self.round(b.call(fn, [self.identity(op, dtype, scalar), vec],
+                                         fastmath=flags), dtype)
+            name = "vector.reduce.fmaximum" if op == "max" else "vector.reduce.fminimum"
+            return b.call(intrinsic(b.module, name, scalar, [t], [t]), [vec])
+        if dtype is DType.bool:
+            op = {"add": "or", "max": "or", "mul": "and", "min": "and"}.get(op, op)
+        elif op in ("max", "min"):
+            op = ("s" if dtype.is_signed else "u") + op
+        return b.call(intrinsic(b.module, "vector.reduce." + op, scalar, [t], [t]), [vec])
+
     # --- unary --------------------------------------------------------------------------
 
     def unary(self, op: str, x, dtype: DType):

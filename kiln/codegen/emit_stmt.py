@@ -4,8 +4,10 @@
 - UNROLLED: the body repeated `width` times per iteration (all of it when the bounds are
   constant and width is 0), then a remainder loop.
 - VECTORIZED: explicit vector code of `width` lanes (0: from the target) over the multiple-of-
-  width part, then one masked iteration for the tail. A loop that cannot be vector code (it
-  assigns a local declared outside it, or an inner bound differs per lane) is emitted serial.
+  width part, then one masked iteration for the tail. A local declared outside the loop and
+  only updated as `acc = acc <op> e` becomes per-lane partials combined after the loop (float
+  add/mul only with `reassociate`). A loop that cannot be vector code (another use of an outer
+  local, an inner bound that differs per lane) is emitted serial, with a note saying why.
 - PARALLEL: the body is outlined into `void body(ptr ctx, i64 begin, i64 end)`; the values it
   reads (loop variables, locals, the loop start, the entry's five pointers) travel in a ctx
   struct; `kiln_parallel_for(body, ctx, n)` runs it over [0, n). A parallel loop inside another
@@ -105,7 +107,7 @@ class KernelEmitter(ExprEmitter):
         if kind is LoopKind.PARALLEL:
             return self._parallel_loop(loop, scope)
         if kind is LoopKind.VECTORIZED:
-            plan = plan_vector_loop(loop, self.names)
+            plan = plan_vector_loop(loop, self.names, self.options.reassociate)
             if plan.ok:
                 return self._vector_loop(loop, plan, scope)
             self.program.note(f"loop {loop.var.name} stays scalar: {plan.reason}")
@@ -174,6 +176,7 @@ class KernelEmitter(ExprEmitter):
         name = loop.var.name
         env = dict(scope.env)
         varying = frozenset(plan.varying)
+        partials = self._start_partials(plan, env, width)
 
         def body(v0, _):
             env[name] = b.add(splat(b, v0, width), lane_indices(width))
@@ -195,6 +198,30 @@ class KernelEmitter(ExprEmitter):
         self.emit_body(loop.body, inner)
         b.branch(end_bb)
         b.position_at_end(end_bb)
+        self._finish_partials(partials)
+
+    def _start_partials(self, plan: VectorPlan, env: dict, width: int) -> list:
+        """Per-lane accumulators for the loop's reductions into outer locals, starting at the
+        operation's identity (so masked-off lanes never contribute)."""
+        partials = []
+        for acc, (op, dtype) in plan.reductions.items():
+            outer = env.get(acc)
+            if not isinstance(outer, Slot):
+                raise CodegenError(f"the loop reduces into {acc}, which is not a local here")
+            t = compute_type(dtype, width)
+            slot = Slot(self.alloca(t), t, dtype)
+            self.b.store(self.arith.identity(op, dtype, t), slot.ptr)
+            env[acc] = slot
+            partials.append((outer, slot, op, dtype))
+        return partials
+
+    def _finish_partials(self, partials: list) -> None:
+        b = self.b
+        for outer, slot, op, dtype in partials:
+            lanes_value = b.load(slot.ptr, typ=slot.type)
+            total = self.arith.reduce_lanes(op, lanes_value, dtype, self.options.reassociate)
+            before = b.load(outer.ptr, typ=outer.type)
+            b.store(self.arith.binary(op, before, total, dtype), outer.ptr)
 
     def _parallel_loop(self, loop: Loop, scope: Scope) -> None:
         b = self.b

@@ -392,3 +392,31 @@ def test_narrow_integer_indices_bounds_and_conditions():
                      "cnt": np.array([s // 2 + 1], np.uint8),
                      "flag": RNG.integers(-2, 3, s).astype(np.int16)})
     check(prog, runs)
+
+
+def test_vector_loops_reducing_into_outer_locals():
+    """`acc = acc <op> x[i]` in a VECTORIZED loop: per-lane partials from the op's identity,
+    combined after the loop (masked lanes and untaken ifs contribute nothing)."""
+    x, xi = inp("x", (n,)), inp("xi", (n,), i32)
+    cases = [("add", x, 0.0), ("mul", x, 1.0), ("max", x, -5.0), ("min", x, 5.0),
+             ("add", xi, 3), ("max", xi, -(2**31)), ("min", xi, 7), ("xor", xi, 0),
+             ("and", xi, -1), ("or", xi, 0)]
+    outs, kernels = [], []
+    for c, (op, buf, init) in enumerate(cases):
+        acc = Var(f"acc{c}", buf.dtype)
+        o = out(f"o{c}_{op}", (), buf.dtype)
+        value = buf[i] if op != "mul" else buf[i] * 0.01 + 1.0
+        update = Assign(acc, Binary(op, acc, value))
+        body = [If(Compare("ne", i, Const(2)), [update])] if c % 2 else [update]
+        kernels.append(Kernel(o.name, [Local(acc, Const(init, buf.dtype)),
+                                       Loop(i, 0, n, body, VEC), Store(o, (), acc)]))
+        outs.append(o)
+    prog = program("vred", [x, xi], outs, kernels, {"n": (x, 0)})
+    runs = [{"x": rand((s,)), "xi": rand((s,), i32)} for s in (0, 1, 2, 3, 17, 33, 100)]
+    native = check(prog, runs, rtol=1e-5, atol=1e-5)
+    assert not native.notes
+    strict = compile_program(prog, CodegenOptions(reassociate=False))
+    assert sum("stays scalar" in note for note in strict.notes) == 2     # float add and mul
+    for r in runs:
+        for g, w in zip(strict.run(r), run_program(prog, r)):
+            assert_same("strict", g, w)
