@@ -156,7 +156,7 @@ class NativeProgram:
                                          f"{b.dtype.np}")
             if a.ndim != b.rank:
                 raise ShapeMismatchError(f"input {b.name} has rank {a.ndim}, expected {b.rank}")
-            arrays.append(np.ascontiguousarray(a))
+            arrays.append(a if a.flags.c_contiguous else a.copy(order="C"))  # keeps rank 0
         return arrays
 
     def _plan(self, arrays: list) -> "_RunPlan":
@@ -197,7 +197,8 @@ class _RunPlan:
 
 
 def _constant_array(b) -> np.ndarray:
-    a = np.ascontiguousarray(b.data, dtype=b.dtype.np)
+    a = np.asarray(b.data, dtype=b.dtype.np)
+    a = a if a.flags.c_contiguous else a.copy(order="C")
     expected = int(np.prod([Memory().index_value(d) for d in b.shape], dtype=np.int64))
     if a.size != expected:
         raise CodegenError(f"CONSTANT buffer {b.name} holds {a.size} elements, its shape "

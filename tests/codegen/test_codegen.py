@@ -420,3 +420,14 @@ def test_vector_loops_reducing_into_outer_locals():
     for r in runs:
         for g, w in zip(strict.run(r), run_program(prog, r)):
             assert_same("strict", g, w)
+
+
+def test_rank_zero_inputs_outputs_and_non_contiguous_inputs():
+    s, x = inp("s", ()), inp("x", (2, 3))
+    y, t = out("y", ()), out("t", (2, 3))
+    kernels = [Kernel("y", [Store(y, (), s[()] * 2.0)]),
+               Kernel("t", [Loop(i, 0, 2, [Loop(j, 0, 3, [Store(t, (i, j), x[i, j] + s[()])],
+                                                VEC)], SER)])]
+    prog = program("rank0", [s, x], [y, t], kernels)
+    check(prog, [{"s": np.array(1.5, np.float32),
+                  "x": np.arange(6, dtype=np.float32).reshape(3, 2).T}])   # a transposed view
