@@ -102,6 +102,7 @@ class NativeProgram:
         self._asm: str | None = None
         self._constants = [_constant_array(b) for b in layout.constants]
         self._constant_ptrs = _pointers(self._constants)
+        self._constant_table = self._constant_ptrs.ctypes.data
         self._plans: dict = {}
 
     @property
@@ -131,12 +132,14 @@ class NativeProgram:
         plan = self._plan(arrays)
         outputs = [np.zeros(shape, dtype=b.dtype.np) for b, shape in
                    zip(self.layout.outputs, plan.output_shapes)]
-        arena = np.zeros(plan.arena_bytes + ARENA_ALIGN, dtype=np.uint8)
-        base = arena.ctypes.data
-        base += -base % ARENA_ALIGN
+        base = 0
+        if plan.arena_bytes:
+            arena = np.zeros(plan.arena_bytes + ARENA_ALIGN, dtype=np.uint8)
+            base = arena.ctypes.data
+            base += -base % ARENA_ALIGN
         in_ptrs, out_ptrs = _pointers(arrays), _pointers(outputs)
-        rc = self._entry(in_ptrs.ctypes.data, out_ptrs.ctypes.data,
-                         self._constant_ptrs.ctypes.data, base, plan.sizes.ctypes.data)
+        rc = self._entry(in_ptrs.ctypes.data, out_ptrs.ctypes.data, self._constant_table, base,
+                         plan.sizes_table)
         if rc != 0:
             raise ExecutionError(f"native code of {self.program.name} returned {rc}")
         return outputs
@@ -194,6 +197,7 @@ class _RunPlan:
         self.arena_bytes = total
         self.sizes = np.array([sizes[n] for n in layout.size_names] + offsets + [0],
                               dtype=np.int64)
+        self.sizes_table = self.sizes.ctypes.data
 
 
 def _constant_array(b) -> np.ndarray:
