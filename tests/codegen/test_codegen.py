@@ -431,3 +431,33 @@ def test_rank_zero_inputs_outputs_and_non_contiguous_inputs():
     prog = program("rank0", [s, x], [y, t], kernels)
     check(prog, [{"s": np.array(1.5, np.float32),
                   "x": np.arange(6, dtype=np.float32).reshape(3, 2).T}])   # a transposed view
+
+
+@pytest.mark.parametrize("dtype", [DType.float16, DType.bfloat16, DType.bool, DType.int8, f64])
+def test_gathers_and_scatters_of_every_storage_type(dtype):
+    """Strided loads and stores (gather / scatter) in vector code, with a masked tail."""
+    x = inp("x", (n,), dtype)                   # n = 3 * rows
+    rows = n // 3
+    y = out("y", (rows * 2,), dtype)
+    kernels = [Kernel("fill", [Loop(i, 0, rows * 2, [Store(y, (i,), x[i])], VEC)]),
+               Kernel("strided", [Loop(i, 0, rows, [Store(y, (i * 2 + 1,), x[i * 3])], VEC)])]
+    prog = program(f"gs_{dtype.short}", [x], [y], kernels, {"n": (x, 0)})
+    check(prog, [{"x": rand((r * 3,), f32).astype(dtype.np)} for r in (1, 7, 17, 40)])
+
+
+def test_uniform_stores_loops_and_unrolling_inside_vector_code():
+    """In vector code: a store to one address keeps the last lane's value (as the serial loop
+    would), an inner serial loop and an unrolled loop run per vector of lanes."""
+    x = inp("x", (n, 4))
+    last, col = out("last", (1,)), out("col", (4, n))
+    u = out("u", (n,))
+    kernels = [
+        Kernel("last", [Loop(i, 0, n, [Store(last, (0,), x[i, 0] * 2.0)], VEC)]),
+        Kernel("cols", [Loop(i, 0, n, [Loop(k, 0, 4, [Store(col, (k, i), x[i, k] + 1.0)], SER)],
+                             VEC)]),
+        Kernel("unr", [Loop(i, 0, n, [Store(u, (i,), Const(0.0, f32)),
+                                      Loop(k, 0, 4, [Store(u, (i,), u[i] + x[i, k])], UNR)],
+                            VEC)]),
+    ]
+    prog = program("uniform", [x], [last, col, u], kernels, {"n": (x, 0)})
+    check(prog, [{"x": rand((s, 4))} for s in (1, 5, 16, 21)])
