@@ -148,7 +148,8 @@ class ExprEmitter(FunctionEmitter):
         if self.options.reassociate and dtype.is_float and e.combiner in _REASSOCIABLE:
             flags = ("reassoc", "contract")
         env = dict(scope.env)
-        inner = scope.child(env=env)
+        # a fresh cache: the axes may shadow names that cached outer values were computed with
+        inner = scope.fresh(env=env)
 
         def level(k: int, acc_in):
             if k == len(e.axes):

@@ -461,3 +461,15 @@ def test_uniform_stores_loops_and_unrolling_inside_vector_code():
     ]
     prog = program("uniform", [x], [last, col, u], kernels, {"n": (x, 0)})
     check(prog, [{"x": rand((s, 4))} for s in (1, 5, 16, 21)])
+
+
+def test_reduction_axis_shadowing_an_outer_loop_variable():
+    """The same expression object inside and outside a Reduce whose axis reuses the name of the
+    enclosing loop variable must see each binding."""
+    x = inp("x", (n,))
+    y = out("y", (n,))
+    xi = x[i]
+    value = xi + Reduce("add", Const(0.0, f32), ((i, Const(0), n),), xi)
+    kernel = Kernel("k", [Loop(i, 0, n, [Store(y, (i,), value)])])
+    prog = program("shadow", [x], [y], [kernel], {"n": (x, 0)})
+    check(prog, [{"x": rand((s,))} for s in (1, 6, 20)], rtol=1e-6, atol=1e-6)
