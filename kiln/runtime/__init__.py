@@ -1,0 +1,17 @@
+"""kiln's runtime: compiled models you call with NumPy arrays.
+
+    from kiln.runtime import compile_graph
+    model = compile_graph(graph)          # Graph IR -> Loop IR -> LLVM -> machine code
+    (y,) = model(x)                       # inputs checked, then ONE native call
+
+compiled_model.py  CompiledModel (checks inputs, calls the entry, owns the machine code) and
+                   compile_graph; the user-facing `kiln.compile` (kiln/api.py) adds the ONNX
+                   import and the graph passes in front of it.
+native_entry.py    the hot path: per input-shape CallPlans, pointer tables, the arena.
+specialize.py      the ONNX backend's way to run graphs whose shapes depend on input values.
+"""
+
+from .compiled_model import CompiledModel, compile_graph
+from .specialize import SpecializingModel
+
+__all__ = ["CompiledModel", "SpecializingModel", "compile_graph"]

@@ -1,0 +1,150 @@
+"""CompiledModel: a Graph compiled to one native entry point, called like a function.
+
+    model = compile_graph(graph)               # lower_graph -> compile_program
+    (probs,) = model(images)                   # positional, in input order
+    (probs,) = model(image=images)             # or by name (also model({"image": images}))
+
+A call always returns a list of NumPy arrays, one per graph output, even when there is one
+output (the convention of the interpreter and of ONNX Runtime), so `(y,) = model(x)` unpacks it.
+
+Before native code runs, the inputs are checked against the graph's declared input types with
+`kiln.ir.signature.bind_inputs` (names, dtypes, static dims, symbolic dims bound consistently):
+a wrong input raises InputNameError, DTypeMismatchError or ShapeMismatchError, never reaches
+the machine code. The check's verdict depends only on each array's dtype and shape, so it is
+made once per distinct (dtype, shape) signature; a model compiled for a symbolic batch runs any
+batch size without recompiling (each new size only plans its memory).
+
+The machine code lives as long as the CompiledModel: `close()` (or dropping the last
+reference) releases it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import InputNameError
+from ..ir.graph import Graph
+from ..ir.signature import bind_inputs
+from .native_entry import NativeEntry
+
+
+class CompiledModel:
+    """A compiled Graph. Call it with arrays; read its IR at every level (see module docstring).
+
+    `graph` is the Graph IR that was lowered, `program` its Loop IR, `native` the
+    NativeProgram (LLVM IR, assembly, machine code); `timings` has seconds per compile phase.
+    """
+
+    execution = "native"       # what runs it (the conformance report counts this)
+    note = ""
+    options = None             # the CompileOptions it was compiled with, when kiln.compile made it
+
+    def __init__(self, graph: Graph, program, native, timings: dict | None = None):
+        self.graph = graph
+        self.program = program
+        self.native = native
+        self.timings = dict(timings or {})
+        self.input_names = [v.name for v in graph.inputs]
+        self.output_names = [v.name for v in graph.outputs]
+        self._entry = NativeEntry(native)
+        self._checked: set[tuple] = set()
+
+    # --- calling ----------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs) -> list[np.ndarray]:
+        if kwargs:
+            if args:
+                raise InputNameError("pass the inputs by position or by name, not both",
+                                     hint=f"the model's inputs are {self.input_names}")
+            return self.run(kwargs)
+        if len(args) == 1 and isinstance(args[0], Mapping):
+            return self.run(args[0])
+        return self.run(args)
+
+    def run(self, feeds: Mapping[str, Any] | list | tuple) -> list[np.ndarray]:
+        """Run on `feeds`: a mapping by input name, or a sequence in input order."""
+        return self._entry(self.check_inputs(feeds))
+
+    def check_inputs(self, feeds) -> list[np.ndarray]:
+        """The feeds as C-contiguous arrays in input order, after bind_inputs accepted them."""
+        values = self._in_order(feeds)
+        key = None
+        if values is not None and all(type(x) is np.ndarray for x in values):
+            key = tuple((x.dtype, x.shape) for x in values)
+        if key is None or key not in self._checked:
+            values, _ = bind_inputs(self.graph.inputs, feeds)
+            if key is not None:
+                if len(self._checked) > 256:
+                    self._checked.clear()
+                self._checked.add(key)
+        return [x if x.flags.c_contiguous and x.flags.aligned else
+                np.require(x, requirements=("C", "A")) for x in values]
+
+    def _in_order(self, feeds) -> list | None:
+        """The feeds in input order when their names/count are right, else None (bind_inputs
+        then explains what is wrong)."""
+        names = self.input_names
+        if isinstance(feeds, Mapping):
+            if len(feeds) != len(names):
+                return None
+            try:
+                return [feeds[n] for n in names]
+            except KeyError:
+                return None
+        values = list(feeds)
+        return values if len(values) == len(names) else None
+
+    # --- looking inside ---------------------------------------------------------------------
+
+    @property
+    def graph_ir(self) -> str:
+        from ..ir.printer import print_graph
+        return print_graph(self.graph)
+
+    @property
+    def loop_ir(self) -> str:
+        from ..loops.printer import print_program
+        return print_program(self.program)
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.native.optimized_ir
+
+    @property
+    def asm(self) -> str:
+        return self.native.asm
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the machine code now; calling the model afterwards raises ExecutionError."""
+        self._entry.close()
+        self.native.close()
+
+    def __enter__(self) -> "CompiledModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        from ..ir.printer import format_type
+        ins = ", ".join(f"{v.name}: {format_type(v.type)}" for v in self.graph.inputs)
+        outs = ", ".join(f"{v.name}: {format_type(v.type)}" for v in self.graph.outputs)
+        return f"<CompiledModel {self.graph.name}({ins}) -> ({outs})>"
+
+
+def compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:
+    """Lower `graph` to Loop IR and compile it to machine code (no graph passes: run them first,
+    as kiln.compile does). Raises LoweringError when an op or dtype has no native lowering."""
+    from ..codegen import compile_program
+    from ..lowering import lower_graph
+    t0 = time.perf_counter()
+    program = lower_graph(graph)
+    t1 = time.perf_counter()
+    native = compile_program(program, codegen_options)
+    t2 = time.perf_counter()
+    return CompiledModel(graph, program, native, {"lower": t1 - t0, "codegen": t2 - t1})

@@ -1,0 +1,150 @@
+"""The one native call per inference: pointer tables, symbolic sizes and the arena.
+
+A NativeProgram (kiln/codegen/jit.py) holds one compiled entry point (its ABI is described in
+kiln/codegen/emit_program.py). `NativeEntry` is the runtime's hot path into it:
+
+    entry = NativeEntry(native)
+    outputs = entry(arrays)        # checked arrays, in Program.inputs order
+
+Everything that depends only on the input shapes (symbolic sizes, output shapes, where each
+temporary lives in the arena) is worked out once per distinct set of shapes, in a `CallPlan`.
+A call then costs one dict lookup, one data pointer per array, the output allocations and one
+ctypes call, which releases the GIL while the native code runs.
+
+Memory: the entry owns one arena, grown to the largest plan it has run and zeroed before each
+call (the Loop IR interpreter's memory starts zeroed, and kernels may rely on it). A call made
+while another thread is inside the same entry gets a private arena instead, so concurrent calls
+are safe (the thread pool serializes their parallel loops).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+
+from ..errors import ExecutionError, ShapeMismatchError
+from ..loops.interpreter import Memory
+from ..loops.stmt import Program
+
+ARENA_ALIGN = 64          # bytes; every temporary starts on a cache line
+MAX_PLANS = 64            # distinct input shape sets remembered per entry
+
+
+class CallPlan:
+    """What one set of input shapes binds: the ABI's sizes table (symbolic sizes, then each
+    temporary's byte offset in the arena), the output shapes and the arena size."""
+
+    def __init__(self, program: Program, layout, shapes: tuple):
+        by_name = {b.name: s for b, s in zip(layout.inputs, shapes)}
+        sizes = {name: int(by_name[buf.name][axis])
+                 for name, (buf, axis) in program.sizes.items()}
+        mem = Memory(sizes)
+        for b, shape in zip(layout.inputs, shapes):
+            want = tuple(mem.index_value(d) for d in b.shape)
+            if tuple(shape) != want:
+                raise ShapeMismatchError(f"input '{b.name}' has shape {tuple(shape)}, the "
+                                         f"compiled program expects {want} (sizes {sizes})")
+        self.output_shapes = [tuple(mem.index_value(d) for d in b.shape) for b in layout.outputs]
+        self.output_dtypes = [b.dtype.np for b in layout.outputs]
+        offsets, total = [], 0
+        for t in layout.temps:
+            count = int(np.prod([mem.index_value(d) for d in t.shape], dtype=np.int64))
+            offsets.append(total)
+            total += -(-count * t.dtype.itemsize // ARENA_ALIGN) * ARENA_ALIGN
+        self.arena_bytes = total
+        self.sizes = np.array([sizes[n] for n in layout.size_names] + offsets + [0],
+                              dtype=np.int64)
+        self.sizes_ptr = self.sizes.ctypes.data
+
+
+class NativeEntry:
+    """Calls a NativeProgram's entry point with prepared tables; see the module docstring."""
+
+    def __init__(self, native):
+        self.native = native
+        self.program = native.program
+        self.layout = native.layout
+        # The NativeProgram's ctypes entry and its table of constant pointers (arrays it keeps
+        # alive): the two pieces of the ABI that only it has.
+        self._function = native._entry
+        self._constants_ptr = native._constant_ptrs.ctypes.data
+        self._plans: dict[tuple, CallPlan] = {}
+        self._in_type = ctypes.c_void_p * (len(self.layout.inputs) + 1)
+        self._out_type = ctypes.c_void_p * (len(self.layout.outputs) + 1)
+        # the entry's own pointer tables and arena, used by one caller at a time
+        self._lock = threading.Lock()
+        self._in_table, self._out_table = self._in_type(), self._out_type()
+        self._arena = np.zeros(0, np.uint8)
+        self.calls = 0
+
+    def plan(self, shapes: tuple) -> CallPlan:
+        plan = self._plans.get(shapes)
+        if plan is None:
+            plan = CallPlan(self.program, self.layout, shapes)
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            self._plans[shapes] = plan
+        return plan
+
+    def __call__(self, arrays: list) -> list[np.ndarray]:
+        """Run on `arrays` (C-contiguous, aligned, dtypes already checked). Returns the outputs."""
+        if self._function is None:
+            raise ExecutionError(f"compiled model {self.program.name} was closed",
+                                 hint="compile it again")
+        plan = self.plan(tuple(a.shape for a in arrays))
+        outputs = [np.zeros(s, d) for s, d in zip(plan.output_shapes, plan.output_dtypes)]
+        owned = self._lock.acquire(blocking=False)
+        try:
+            if owned:
+                ins, outs = self._in_table, self._out_table
+            else:
+                ins, outs = self._in_type(), self._out_type()
+            for k, a in enumerate(arrays):
+                ins[k] = _address(a)
+            for k, o in enumerate(outputs):
+                outs[k] = _address(o)
+            arena, address = self._arena_for(plan.arena_bytes, owned)
+            rc = self._function(ins, outs, self._constants_ptr, address, plan.sizes_ptr)
+        finally:
+            if owned:
+                self._lock.release()
+        if rc != 0:
+            raise ExecutionError(f"native code of {self.program.name} returned {rc}")
+        self.calls += 1
+        return outputs
+
+    def _arena_for(self, nbytes: int, owned: bool) -> tuple:
+        """(the array to keep alive during the call, the aligned address of `nbytes` zeroed
+        bytes in it); the entry's own arena when `owned`, else a private one."""
+        if nbytes == 0:
+            return None, 0
+        if not owned:
+            arena = np.zeros(nbytes + ARENA_ALIGN, np.uint8)
+        else:
+            if self._arena.size < nbytes + ARENA_ALIGN:
+                self._arena = np.zeros(nbytes + ARENA_ALIGN, np.uint8)
+            arena = self._arena
+        base = arena.ctypes.data
+        start = -base % ARENA_ALIGN
+        if owned:
+            arena[start:start + nbytes].fill(0)
+        return arena, base + start
+
+    def close(self) -> None:
+        self._function = None
+        self._plans.clear()
+        self._arena = np.zeros(0, np.uint8)
+
+
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of an array's data (the quick way needs a writable, non-empty buffer)."""
+    try:
+        return _addressof(_from_buffer(a))
+    except (TypeError, ValueError):
+        return a.ctypes.data
