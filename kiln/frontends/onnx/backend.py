@@ -6,9 +6,12 @@
 `opt_level=` runs kiln's pass pipeline of that level first (0: the graph as imported).
 `backend=` picks what executes the Graph. "interpreter" (the default) runs kiln's
 reference interpreter; "native" compiles the graph to machine code through
-`kiln.runtime.compile_graph(graph)` once the native back end exists. An executor is any object
-with `run(feeds) -> list` (feeds by input name); `EXECUTORS` maps names to factories
-`factory(graph) -> executor`, so a new back end plugs in with one entry.
+`kiln.runtime.compile_graph(graph)`. A graph whose shapes depend on the values of some inputs
+(Reshape's shape fed as an input) does not lower as it is; "native" then compiles it per set of
+fed values with those inputs fixed as constants (kiln/runtime/specialize.py), and the executor's
+`execution`/`note` say so. An executor is any object with `run(feeds) -> list` (feeds by
+input name); `EXECUTORS` maps names to factories `factory(graph) -> executor`, so a new back
+end plugs in with one entry.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import onnx
 import onnx.backend.base as onnx_backend
 from onnx import helper
 
-from ...errors import InputNameError, KilnError
+from ...errors import InputNameError, KilnError, LoweringError
 from ...ir.graph import Graph
 from ...ir.interpreter import interpret
 from .importer import import_model
@@ -38,11 +41,14 @@ class InterpreterExecutor:
 
 def _native_executor(graph: Graph):
     try:
-        from ...runtime import compile_graph  # the native back end, when it exists
+        from ...runtime import SpecializingModel, compile_graph
     except ImportError:
         raise KilnError("the native back end is not available in this build of kiln",
                         hint="use backend='interpreter'") from None
-    return compile_graph(graph)
+    try:
+        return compile_graph(graph)
+    except LoweringError as e:
+        return SpecializingModel(graph, e)   # re-raises `e` when no input value would help
 
 
 EXECUTORS: dict[str, Callable[[Graph], Any]] = {

@@ -60,6 +60,7 @@ class Result:
     status: str                        # "pass" | "fail" | "skip"
     message: str = ""
     seconds: float = 0.0
+    execution: str = ""                # what ran it: "interpreter", "native", "native-specialized"
 
 
 # --- collecting cases ---------------------------------------------------------------------------
@@ -124,16 +125,17 @@ def run_case(case: Case, backend: str = "interpreter", timeout: float = DEFAULT_
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            status, message = _run(case, backend, opt_level)
+            status, message, execution = _run(case, backend, opt_level)
     except CaseTimeout:
-        status, message = "fail", f"timed out after {timeout:g} s"
+        status, message, execution = "fail", f"timed out after {timeout:g} s", ""
     except Exception as e:  # the case failed: keep the error's first line
-        status, message = "fail", first_line(e)
+        status, message, execution = "fail", first_line(e), ""
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
-    return Result(case.name, case.category, status, message, time.perf_counter() - start)
+    return Result(case.name, case.category, status, message, time.perf_counter() - start,
+                  execution)
 
 
 def first_line(e: BaseException) -> str:
@@ -141,7 +143,7 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _run(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
+def _run(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str, str]:
     import onnx
     from .backend import KilnBackend
     if case.model_bytes is not None:
@@ -150,21 +152,21 @@ def _run(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
         for inputs, expected in case.data_sets:
             got = rep.run(list(inputs))
             compare_outputs(expected, got, case.rtol, case.atol)
-        return "pass", ""
+        return ("pass", *_executed(rep))
     model_dir = case.model_dir
     if model_dir is None and case.url and case.url.startswith(LIGHT_PREFIX):
         return _run_light(case, backend, opt_level)
     if model_dir is None:
         model_dir = _downloaded_model_dir(case)
         if model_dir is None:
-            return "skip", "needs a download (offline)"
+            return "skip", "needs a download (offline)", ""
     from .load import load_model
     model_path = os.path.join(model_dir, "model.onnx")
     model = load_model(model_path)
     rep = KilnBackend.prepare(model, backend=backend, opt_level=opt_level)
     sets = sorted(glob.glob(os.path.join(model_dir, "test_data_set*")))
     if not sets:
-        return "skip", "no test data"
+        return "skip", "no test data", ""
     for d in sets:
         n_in = len(glob.glob(os.path.join(d, "input_*.pb")))
         n_out = len(glob.glob(os.path.join(d, "output_*.pb")))
@@ -174,13 +176,20 @@ def _run(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
                     for i in range(n_out)]
         got = rep.run(inputs)
         compare_outputs(expected, got, case.rtol, case.atol)
-    return "pass", ""
+    return ("pass", *_executed(rep))
+
+
+def _executed(rep) -> tuple[str, str]:
+    """(a note on how the case ran, what ran it): the executor's `note` and `execution`
+    ("native", or "native-specialized" when shape-deciding inputs were fixed to their values)."""
+    ex = rep.executor
+    return getattr(ex, "note", ""), getattr(ex, "execution", "interpreter")
 
 
 LIGHT_PREFIX = "onnx/backend/test/data/light/"
 
 
-def _run_light(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
+def _run_light(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str, str]:
     """A 'real' model shipped in light form (weights made by ConstantOfShape), run on the same
     deterministic input onnx's runner feeds it and checked against the stored output."""
     import onnx
@@ -189,7 +198,7 @@ def _run_light(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
     from .load import load_model
     path = Path(onnx.__file__).parent.parent / case.url
     if not path.exists():
-        return "skip", f"light model {case.url} is not installed"
+        return "skip", f"light model {case.url} is not installed", ""
     model = load_model(path)
     inits = {t.name for t in model.graph.initializer}
     inputs = []
@@ -203,9 +212,9 @@ def _run_light(case: Case, backend: str, opt_level: int = 0) -> tuple[str, str]:
     prefix = str(path)[: -len(".onnx")]
     expected = [read_pb(f"{prefix}_output_{i}.pb", out.type)
                 for i, out in enumerate(model.graph.output)]
-    got = KilnBackend.prepare(model, backend=backend, opt_level=opt_level).run(inputs)
-    compare_outputs(expected, got, case.rtol, case.atol)
-    return "pass", ""
+    rep = KilnBackend.prepare(model, backend=backend, opt_level=opt_level)
+    compare_outputs(expected, rep.run(inputs), case.rtol, case.atol)
+    return ("pass", *_executed(rep))
 
 
 def _downloaded_model_dir(case: Case) -> str | None:
@@ -442,6 +451,10 @@ def main(argv=None) -> int:
               + (" ..." if len(passes) > 50 else ""))
     print(f"unexpected failures: {len(fails)}; expected failures that failed: "
           f"{data['failed'] - len(fails)}")
+    if args.backend != "interpreter":
+        ran = data["execution"]
+        print("passed cases by what ran them: " +
+              ", ".join(f"{n} {how}" for how, n in sorted(ran.items())))
     label = args.backend + (f"-O{args.opt_level}" if args.opt_level else "")
     json_path = args.json or ROOT / "build" / (
         f"conformance-{label}-filtered.json" if filtered else f"conformance-{label}.json")

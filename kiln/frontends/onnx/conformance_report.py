@@ -42,6 +42,12 @@ class Report:
                         if r.status == "skip"}
         out["unexpected_failures"] = fails
         out["unexpected_passes"] = passes
+        # what ran the passing cases ("native", "native-specialized": compiled with the inputs
+        # that decide shapes fixed to the fed values; the note names them)
+        passed = [r for r in self.results if r.status == "pass"]
+        out["execution"] = dict(sorted(Counter(r.execution or "?" for r in passed).items()))
+        out["specialized"] = {r.name: r.message for r in sorted(passed, key=lambda r: r.name)
+                              if r.execution == "native-specialized"}
         return out
 
 
