@@ -147,9 +147,9 @@ class ExprEmitter(FunctionEmitter):
         flags = ()
         if self.options.reassociate and dtype.is_float and e.combiner in _REASSOCIABLE:
             flags = ("reassoc", "contract")
-        env = dict(scope.env)
         # a fresh cache: the axes may shadow names that cached outer values were computed with
-        inner = scope.fresh(env=env)
+        inner = scope.binding(v.name for v, _, _ in e.axes)
+        env = inner.env
 
         def level(k: int, acc_in):
             if k == len(e.axes):
@@ -233,8 +233,9 @@ class ExprEmitter(FunctionEmitter):
         if scope.width == 1 or not self._index_varying(buf, index, scope):
             idx = self.linear_index(buf, index, scope)
             return Access("scalar", b.gep(root_ptr, [idx], source_etype=etype))
-        var, base = scope.vector_var
-        step = address_step(buf, index, var, set(scope.varying), self.names)
+        var, base = scope.vector_var or (None, None)
+        step = (address_step(buf, index, var, set(scope.varying), self.names)
+                if var is not None else None)
         if step is not None:
             at_lane0 = scope.fresh(env={**scope.env, var: base}, varying=frozenset())
             first = self.linear_index(buf, index, at_lane0)

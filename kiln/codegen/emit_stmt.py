@@ -120,8 +120,8 @@ class KernelEmitter(ExprEmitter):
 
     def _serial_loop(self, loop: Loop, scope: Scope) -> None:
         start, stop = self._bounds(loop, scope)
-        env = dict(scope.env)
-        inner = scope.child(env=env)
+        inner = scope.binding([loop.var.name])
+        env = inner.env
 
         def body(i, _):
             env[loop.var.name] = i
@@ -131,8 +131,8 @@ class KernelEmitter(ExprEmitter):
         self.counted_loop(start, stop, [], body)
 
     def _unrolled_loop(self, loop: Loop, scope: Scope) -> None:
-        env = dict(scope.env)
-        inner = scope.child(env=env)
+        inner = scope.binding([loop.var.name])
+        env = inner.env
         if isinstance(loop.start, Const) and isinstance(loop.stop, Const):
             trip = int(loop.stop.value) - int(loop.start.value)
             if loop.width == 0 or 0 < trip <= loop.width:

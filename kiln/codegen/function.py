@@ -74,6 +74,16 @@ class Scope:
     def fresh(self, **changes) -> "Scope":
         return replace(self, cache=Cache(), **changes)
 
+    def binding(self, names) -> "Scope":
+        """A fresh scope in which `names` are rebound to uniform values (loop or reduction
+        variables that may shadow the vectorized variable or a per-lane local)."""
+        names = set(names)
+        vector_var = self.vector_var
+        if vector_var is not None and vector_var[0] in names:
+            vector_var = None
+        return replace(self, cache=Cache(), env=dict(self.env), varying=self.varying - names,
+                       vector_var=vector_var)
+
 
 class FunctionEmitter:
     """`program` is the ProgramEmitter (module, buffer layout, options, shared analyses);

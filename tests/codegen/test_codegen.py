@@ -470,6 +470,8 @@ def test_reduction_axis_shadowing_an_outer_loop_variable():
     y = out("y", (n,))
     xi = x[i]
     value = xi + Reduce("add", Const(0.0, f32), ((i, Const(0), n),), xi)
-    kernel = Kernel("k", [Loop(i, 0, n, [Store(y, (i,), value)])])
-    prog = program("shadow", [x], [y], [kernel], {"n": (x, 0)})
+    z = out("z", (n,))
+    kernels = [Kernel("k", [Loop(i, 0, n, [Store(y, (i,), value)])]),
+               Kernel("v", [Loop(i, 0, n, [Store(z, (i,), value)], VEC)])]
+    prog = program("shadow", [x], [y, z], kernels, {"n": (x, 0)})
     check(prog, [{"x": rand((s,))} for s in (1, 6, 20)], rtol=1e-6, atol=1e-6)
