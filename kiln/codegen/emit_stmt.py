@@ -33,6 +33,10 @@ from .options import CodegenError
 # Explicit vector loops are already vectorized; LLVM's unroller adds little to loops of whole
 # vector registers but costs compile time.
 VECTOR_LOOP_HINTS = ("llvm.loop.unroll.disable", ("llvm.loop.vectorize.enable", False))
+# An UNROLLED loop with width 0 is unrolled fully up to this many iterations, else by
+# PARTIAL_UNROLL (a compile-time guard: the body is emitted once per copy).
+MAX_FULL_UNROLL = 256
+PARTIAL_UNROLL = 8
 
 
 class KernelEmitter(ExprEmitter):
@@ -133,16 +137,21 @@ class KernelEmitter(ExprEmitter):
     def _unrolled_loop(self, loop: Loop, scope: Scope) -> None:
         inner = scope.binding([loop.var.name])
         env = inner.env
+        width = loop.width
         if isinstance(loop.start, Const) and isinstance(loop.stop, Const):
             trip = int(loop.stop.value) - int(loop.start.value)
-            if loop.width == 0 or 0 < trip <= loop.width:
+            if (width == 0 and trip <= MAX_FULL_UNROLL) or 0 < trip <= width:
                 for k in range(max(trip, 0)):
                     env[loop.var.name] = ir.Constant(I64, int(loop.start.value) + k)
                     self.emit_body(loop.body, inner.child())
                 return
-        if loop.width <= 1:
+            if width == 0:
+                self.program.note(f"loop {loop.var.name}: {trip} iterations are too many to "
+                                  f"unroll fully; unrolled by {PARTIAL_UNROLL}")
+                width = PARTIAL_UNROLL
+        if width <= 1:
             return self._serial_loop(loop, scope)
-        b, w = self.b, loop.width
+        b, w = self.b, width
         start, stop = self._bounds(loop, scope)
         main_end = self._round_down(start, stop, w)
 

@@ -475,3 +475,11 @@ def test_reduction_axis_shadowing_an_outer_loop_variable():
                Kernel("v", [Loop(i, 0, n, [Store(z, (i,), value)], VEC)])]
     prog = program("shadow", [x], [y, z], kernels, {"n": (x, 0)})
     check(prog, [{"x": rand((s,))} for s in (1, 6, 20)], rtol=1e-6, atol=1e-6)
+
+
+def test_full_unroll_of_a_long_loop_is_capped():
+    x, y = inp("x", (1000,)), out("y", (1000,))
+    prog = program("long", [x], [y], [Kernel("k", [Loop(i, 0, 1000, [Store(y, (i,), x[i] * 3.0)],
+                                                        UNR)])])
+    native = check(prog, [{"x": rand((1000,))}])
+    assert any("unrolled by 8" in note for note in native.notes)
