@@ -54,14 +54,14 @@ class KernelEmitter(ExprEmitter):
             t = compute_type(s.var.dtype, scope.width if varying else 1)
             slot = Slot(self.alloca(t), t, s.var.dtype)
             scope.env[s.var.name] = slot
-            self._assign(slot, s.init, scope, blend=False)
+            self._assign(slot, s.init, scope)
         elif isinstance(s, Assign):
             slot = scope.env.get(s.var.name)
             if not isinstance(slot, Slot):
                 raise CodegenError(f"Assign to {s.var.name}, which is not a local in scope here",
                                    hint="declare it with Local (a parallel loop cannot assign "
                                         "locals declared outside it)")
-            self._assign(slot, s.value, scope, blend=True)
+            self._assign(slot, s.value, scope)
         elif isinstance(s, If):
             self._if(s, scope)
         elif isinstance(s, Loop):
@@ -69,7 +69,8 @@ class KernelEmitter(ExprEmitter):
         else:
             raise CodegenError(f"not a Loop IR statement: {s!r}")
 
-    def _assign(self, slot: Slot, value_expr, scope: Scope, blend: bool) -> None:
+    def _assign(self, slot: Slot, value_expr, scope: Scope) -> None:
+        """Store into a local; under a mask, inactive lanes keep their value."""
         b = self.b
         v = splat(b, self.emit_as(value_expr, slot.dtype, scope.child()), lanes(slot.type))
         if lanes(v) != lanes(slot.type):

@@ -98,3 +98,4 @@ def test_process_exits_cleanly_with_live_programs():
                             timeout=120, cwd=root)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
+    assert "Exception ignored" not in result.stderr and "Error" not in result.stderr
