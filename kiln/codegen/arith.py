@@ -29,10 +29,19 @@ class Arith:
     """Emits ops with one builder. `math` is mathlib's emitter (or None for the fallback);
     `contract` lets LLVM fuse a*b+c into an FMA."""
 
-    def __init__(self, b: ir.IRBuilder, math=None, contract: bool = True):
+    def __init__(self, b: ir.IRBuilder, math=None, contract: bool = True, f16c: bool = True):
         self.b = b
         self.math = math
         self.fflags = ("contract",) if contract else ()
+        self.f16c = f16c
+
+    def half(self) -> ir.Type:
+        """LLVM's half type, for conversions the CPU must do itself (without F16C LLVM calls
+        compiler-rt helpers that this process may not have)."""
+        if not self.f16c:
+            raise CodegenError("float16 needs a CPU with the F16C instructions",
+                               hint="compute in float32 on this machine")
+        return HALF
 
     # --- binary -------------------------------------------------------------------------
 
@@ -397,7 +406,7 @@ class Arith:
             return x
         b, n = self.b, lanes(x)
         if dtype is DType.float16:
-            return b.fpext(b.fptrunc(x, with_lanes(HALF, n)), x.type)
+            return b.fpext(b.fptrunc(x, with_lanes(self.half(), n)), x.type)
         return b.bitcast(b.shl(b.zext(self.bf16_bits(x), with_lanes(I32, n)),
                                const(with_lanes(I32, n), 16)), x.type)
 

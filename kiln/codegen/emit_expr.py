@@ -335,6 +335,7 @@ class ExprEmitter(FunctionEmitter):
         if dtype is DType.bool:
             return b.icmp_unsigned("!=", v, const(v.type, 0))
         if dtype is DType.float16:
+            self.arith.half()
             return b.fpext(v, with_lanes(FLOAT, n))
         if dtype is DType.bfloat16:
             i32 = with_lanes(I32, n)
@@ -346,7 +347,7 @@ class ExprEmitter(FunctionEmitter):
         if dtype is DType.bool:
             return b.zext(v, with_lanes(ir.IntType(8), n))
         if dtype is DType.float16:
-            return b.fptrunc(v, with_lanes(ir.HalfType(), n))
+            return b.fptrunc(v, with_lanes(self.arith.half(), n))
         if dtype is DType.bfloat16:
             return self.arith.bf16_bits(v)
         return v

@@ -101,7 +101,8 @@ class FunctionEmitter:
         terminator = self.prologue.branch(body)
         self.prologue.position_before(terminator)
         self.b = ir.IRBuilder(body)
-        self.arith = Arith(self.b, program.math, contract=self.options.reassociate)
+        self.arith = Arith(self.b, program.math, contract=self.options.reassociate,
+                           f16c=program.target.has("f16c"))
         self.kernel_roots = kernel_roots
         self.abi: tuple = ()
         self._roots: dict = {}

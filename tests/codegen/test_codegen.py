@@ -483,3 +483,11 @@ def test_full_unroll_of_a_long_loop_is_capped():
                                                         UNR)])])
     native = check(prog, [{"x": rand((1000,))}])
     assert any("unrolled by 8" in note for note in native.notes)
+
+
+def test_float16_needs_f16c():
+    x, y = inp("x", (4,), DType.float16), out("y", (4,), DType.float16)
+    prog = program("half", [x], [y], [Kernel("k", [Loop(i, 0, 4, [Store(y, (i,), x[i])])])])
+    features = host_target().features.replace("+f16c", "-f16c")
+    with pytest.raises(CodegenError, match="F16C"):
+        compile_program(prog, CodegenOptions(features=features))
