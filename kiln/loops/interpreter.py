@@ -161,6 +161,8 @@ def _binary(op, a, b, dtype: DType):
             return t(np.divide(a, b))
         return t(0) if b == 0 else t(abs(int(a)) // abs(int(b)) * (1 if (a >= 0) == (b >= 0) else -1))
     if op == "floordiv":
+        if dtype.is_float:
+            return t(np.floor_divide(a, b))
         return t(int(a) // int(b)) if b else t(0)
     if op == "mod":
         return t(np.mod(a, b)) if dtype.is_float else (t(int(a) % int(b)) if b else t(0))
