@@ -14,13 +14,16 @@ the machine code. The check's verdict depends only on each array's dtype and sha
 made once per distinct (dtype, shape) signature; a model compiled for a symbolic batch runs any
 batch size without recompiling (each new size only plans its memory).
 
-The machine code lives as long as the CompiledModel: `close()` (or dropping the last
-reference) releases it.
+The machine code lives as long as the CompiledModel: `close()`, or the CompiledModel becoming
+garbage, releases it. The release is a `weakref.finalize`: it runs before any `__del__` even when
+the model is collected as part of a reference cycle, so LLVM's objects are always freed in order
+(execution engine, then its context), never in the arbitrary order a cycle's finalizers run in.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Mapping
 
 import numpy as np
@@ -51,6 +54,7 @@ class CompiledModel:
         self.output_names = [v.name for v in graph.outputs]
         self._entry = NativeEntry(native)
         self._checked: set[tuple] = set()
+        self._release = weakref.finalize(self, _release, self._entry, native)
 
     # --- calling ----------------------------------------------------------------------------
 
@@ -111,6 +115,12 @@ class CompiledModel:
 
     @property
     def llvm_ir(self) -> str:
+        """The LLVM IR kiln emitted (before LLVM's own optimizations)."""
+        return self.native.llvm_ir
+
+    @property
+    def optimized_llvm_ir(self) -> str:
+        """The LLVM IR after LLVM's -O3 pipeline: what became the machine code."""
         return self.native.optimized_ir
 
     @property
@@ -121,8 +131,7 @@ class CompiledModel:
 
     def close(self) -> None:
         """Release the machine code now; calling the model afterwards raises ExecutionError."""
-        self._entry.close()
-        self.native.close()
+        self._release()
 
     def __enter__(self) -> "CompiledModel":
         return self
@@ -135,6 +144,11 @@ class CompiledModel:
         ins = ", ".join(f"{v.name}: {format_type(v.type)}" for v in self.graph.inputs)
         outs = ", ".join(f"{v.name}: {format_type(v.type)}" for v in self.graph.outputs)
         return f"<CompiledModel {self.graph.name}({ins}) -> ({outs})>"
+
+
+def _release(entry: NativeEntry, native) -> None:
+    entry.close()
+    native.close()
 
 
 def compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:

@@ -91,7 +91,7 @@ class SpecializingModel:
 
     def __init__(self, graph: Graph, error: LoweringError, codegen_options=None):
         self.graph = graph
-        self.error = error
+        self.error = error.with_traceback(None)    # its frames would hold this model in a cycle
         self.codegen_options = codegen_options
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
