@@ -1,8 +1,12 @@
 """The `kiln` command line.
 
     kiln show model.onnx                      print the Graph IR
-    kiln run model.onnx [--input x=x.npy]     run it (random inputs when none are given)
+    kiln run model.onnx [--input x=x.npy]     run it natively (random inputs when none are given)
+    kiln run model.onnx --backend interpreter run it with the reference interpreter
     kiln opt model.onnx -O2 --stats           optimize: print the IR and what each pass did
+    kiln compile model.onnx --emit loops      compile; print the graph, loop, LLVM IR or assembly
+    kiln bench [model.onnx]                   interpreter vs native latency (no model: the cost
+                                              of one call, on a model doing one tiny Add)
 
 Errors a user can cause (a bad file, an unsupported op, a wrong input) print one clear message
 and exit with status 1, never a traceback.
@@ -45,12 +49,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("model", help="an ONNX model file")
     run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                      help="an input from a .npy file (repeatable); missing inputs are random")
-    run.add_argument("--backend", choices=["interpreter"], default="interpreter",
-                     help="what runs the model (default: interpreter)")
+    run.add_argument("--backend", choices=["native", "interpreter"], default="native",
+                     help="what runs the model (default: native, compiled to machine code)")
+    run.add_argument("-O", dest="level", type=int, choices=[0, 1, 2, 3], default=2,
+                     help="graph optimization level before compiling natively (default 2)")
     run.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     run.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                      help="size of a symbolic dimension for random inputs (default 1)")
     run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="compile a model natively and print one of its IRs")
+    comp.add_argument("model", help="an ONNX model file")
+    comp.add_argument("--emit", choices=list(EMITS), default=None,
+                      help="print this form: " + "; ".join(f"{k}: {v}" for k, v in EMITS.items())
+                      + " (default: a summary of the compilation)")
+    comp.add_argument("-O", dest="level", type=int, choices=[0, 1, 2, 3], default=2,
+                      help="graph optimization level (default 2); LLVM always runs at -O3")
+    comp.add_argument("-o", "--output", help="write the printed form to this file")
+    comp.set_defaults(func=cmd_compile)
+
+    bench = sub.add_parser("bench", help="time the interpreter and native code on a model")
+    bench.add_argument("model", nargs="?",
+                       help="an ONNX model file (default: the cost of one call of a model "
+                            "doing one Add of two f32[1] tensors)")
+    bench.add_argument("--runs", type=int, default=20, help="timed runs per back end (median)")
+    bench.add_argument("-O", dest="level", type=int, choices=[0, 1, 2, 3], default=2)
+    bench.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    bench.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                       help="size of a symbolic dimension for random inputs (default 1)")
+    bench.set_defaults(func=cmd_bench)
 
     opt = sub.add_parser("opt", help="optimize a model's graph and print it")
     opt.add_argument("model", help="an ONNX model file")
@@ -87,9 +114,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .ir.interpreter import interpret
     graph = _load(args.model)
-    dims = dict(_pair(d, "--dim") for d in args.dim)
     given = {}
     for item in args.input:
         name, file = _pair(item, "--input")
@@ -98,10 +123,107 @@ def cmd_run(args) -> int:
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise InputNameError(f"unknown input(s) {unknown}", hint=f"the model's inputs are {names}")
-    feeds = random_feeds(graph, given, {k: int(v) for k, v in dims.items()}, args.seed)
-    outputs = interpret(graph, feeds)
+    feeds = random_feeds(graph, given, _dims(args), args.seed)
+    if args.backend == "interpreter":
+        from .ir.interpreter import interpret
+        outputs = interpret(graph, feeds)
+    else:
+        outputs = _compile_native(graph, args.level).run(feeds)
     for v, x in zip(graph.outputs, outputs):
         print(f"{v.name}: {summarize(x)}")
+    return 0
+
+
+def _compile_native(graph, level: int):
+    from .api import optimize_graph
+    from .options import CompileOptions
+    from .runtime import compile_graph
+    return compile_graph(optimize_graph(graph, CompileOptions(opt_level=level)))
+
+
+def _dims(args) -> dict[str, int]:
+    dims = {}
+    for item in args.dim:
+        name, value = _pair(item, "--dim")
+        if not value.isdigit():
+            raise InputNameError(f"--dim {item}: the size must be a non-negative integer")
+        dims[name] = int(value)
+    return dims
+
+
+# what `kiln compile --emit` prints
+EMITS = {
+    "graph": "the optimized Graph IR",
+    "loops": "the Loop IR",
+    "llvm": "the LLVM IR kiln emits",
+    "llvm-opt": "the LLVM IR after LLVM -O3",
+    "asm": "the machine code as assembly",
+}
+
+
+def cmd_compile(args) -> int:
+    import time
+    from .api import optimize_graph
+    from .options import CompileOptions
+    start = time.perf_counter()
+    graph = optimize_graph(_load(args.model), CompileOptions(opt_level=args.level))
+    if args.emit == "graph":
+        from .ir.printer import print_graph
+        return _emit(print_graph(graph), args.output)
+    if args.emit == "loops":
+        from .loops.printer import print_program
+        from .lowering import lower_graph
+        return _emit(print_program(lower_graph(graph)), args.output)
+    from .runtime import compile_graph
+    model = compile_graph(graph)
+    if args.emit == "llvm":
+        return _emit(model.llvm_ir, args.output)
+    if args.emit == "llvm-opt":
+        return _emit(model.optimized_llvm_ir, args.output)
+    if args.emit == "asm":
+        return _emit(model.asm, args.output)
+    t = model.timings
+    print(f"compiled {args.model} at -O{args.level} in {time.perf_counter() - start:.2f} s "
+          f"(lowering {t['lower']:.2f} s, LLVM {t['codegen']:.2f} s)")
+    print(f"  graph: {len(graph.nodes)} nodes; loops: {len(model.program.kernels)} kernels; "
+          f"LLVM IR: {model.llvm_ir.count(chr(10))} lines")
+    print(f"  {model!r}")
+    print("  print a stage with --emit " + "|".join(EMITS))
+    return 0
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .runtime.benchmark import call_overhead, median_seconds
+    if args.model is None:
+        cost = call_overhead()
+        print("one call of a model doing one Add of two f32[1] tensors (median):")
+        print(f"  kiln CompiledModel call: {cost['kiln'] * 1e6:7.2f} us  "
+              "(inputs checked, outputs allocated, one native call)")
+        print(f"  bare ctypes entry call:  {cost['entry'] * 1e6:7.2f} us")
+        return 0
+    from .ir.interpreter import interpret
+    graph = _load(args.model)
+    feeds = random_feeds(graph, {}, _dims(args), args.seed)
+    model = _compile_native(graph, args.level)
+    want = interpret(graph, feeds)
+    got = model.run(feeds)
+    err = max((float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+               for a, b in zip(got, want) if np.asarray(a).size), default=0.0)
+    interp = median_seconds(lambda: interpret(graph, feeds), runs=args.runs)
+    native = median_seconds(lambda: model.run(feeds), runs=args.runs)
+    print(f"{args.model}: median of {args.runs} runs")
+    print(f"  interpreter: {interp * 1e3:9.3f} ms")
+    print(f"  native:      {native * 1e3:9.3f} ms   ({interp / native:.1f}x faster)")
+    print(f"  max |native - interpreter| = {err:.2e}")
     return 0
 
 
