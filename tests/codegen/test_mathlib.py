@@ -359,6 +359,21 @@ def test_accuracy(jit, name, dtype, capsys):
         f"expected {ref[worst]!r} ({ulp[worst]:.0f} ulp)")
 
 
+def test_other_widths():
+    """Narrower vectors (SSE, AVX2 widths) compute exactly what scalar code computes."""
+    widths = {np.float32: (4, 8), np.float64: (2, 4)}
+    other = MathJit([(n, dt, w) for n in FUNCTIONS for dt in DTYPES for w in (1,) + widths[dt]])
+    rng = np.random.default_rng(5)
+    for dt in DTYPES:
+        base = base_inputs(dt, rng)[:20000]
+        second = rng.permutation(base)
+        for name in FUNCTIONS:
+            args = (base,) if FUNCTIONS[name][1] == 1 else (base, second)
+            scalar = other(name, dt, 1, *args)
+            for w in widths[dt]:
+                assert _same_bits(other(name, dt, w, *args), scalar), (name, dt, w)
+
+
 def test_hardest_reductions(jit):
     """The doubles closest to a multiple of pi/2 (Muller's worst case, within 2^-61) and the
     float worst case: full precision through the huge-argument path."""
