@@ -93,7 +93,8 @@ class MathBuilder:
         return self.b.call(fn, list(args))
 
     def fma(self, a, c, d):
-        """a * c + d with one rounding (llvm.fma: an instruction on any FMA machine)."""
+        """a * c + d with one rounding: llvm.fma, one instruction on any FMA machine (on a
+        host without FMA, a libm call: still correct, much slower)."""
         return self._call("fma", a, c, d)
 
     def abs(self, a): return self._call("fabs", a)

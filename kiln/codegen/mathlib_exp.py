@@ -10,8 +10,9 @@ log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), as in Sun's fdlibm
 callers pass u = 1 + t rounded together with the rounding error of that sum, which the kernel
 adds back (`log1p_parts`).
 
-pow: log|x| in double-word precision (about 2^-66 relative), times y, exponentiated from a
-double-word argument; float pow runs this in double and rounds once at the end.
+pow: e^(y log|x|) with log|x| in double-word precision (about 2^-66 relative) and the
+exponential taken from a double-word argument, then the signs and special cases of C99. float
+pow computes in double (a plain double log is enough there) and rounds once at the end.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def asinh(m: MathBuilder, x):
 
 
 def acosh(m: MathBuilder, x):
-    ok = m.and_(m.ge(x, m.c(1.0)), m.lt(x, m.c(INF)))
+    ok = m.and_(m.ge(x, m.c(1.0)), m.isfinite(x))
     xs = m.select(ok, x, m.c(1.0))
     huge = m.gt(xs, m.pick(HUGE_HYP))
     mid = m.gt(xs, m.c(2.0))
