@@ -222,7 +222,17 @@ class GPT2Decoder(nn.Module):
         return F.linear(self.ln_f(h), self.wte.weight)      # output embedding tied to wte
 
 
-TORCH_SUITE = {"mlp": MLP, "resnet18": ResNet18, "bert": BertEncoder, "gpt2": GPT2Decoder}
+class Add(nn.Module):
+    """The one-Add model that shows a runtime's per-call overhead."""
+
+    def __init__(self, w: _Weights):
+        super().__init__()
+
+    def forward(self, x, y):
+        return x + y
+
+
+TORCH_SUITE = {"tiny": Add, "mlp": MLP, "resnet18": ResNet18, "bert": BertEncoder, "gpt2": GPT2Decoder}
 
 
 def from_graph(name: str, graph: Graph) -> nn.Module:
@@ -233,8 +243,28 @@ def from_graph(name: str, graph: Graph) -> nn.Module:
 def run(module: nn.Module, feeds: dict, input_names=None) -> list[np.ndarray]:
     """Call `module` on NumPy feeds (by graph input name, in graph input order) under
     torch.inference_mode; the outputs as a list of NumPy arrays."""
-    names = list(input_names or feeds)
-    with torch.inference_mode():
-        out = module(*(torch.from_numpy(feeds[n]) for n in names))
-    outs = out if isinstance(out, (tuple, list)) else [out]
-    return [o.numpy() for o in outs]
+    return to_numpy(eager_call(module, feeds, input_names)())
+
+
+def eager_call(module: nn.Module, feeds: dict, input_names=None):
+    """A no-argument function that runs `module` once on `feeds` in eager mode, as a user's
+    inference loop does: under torch.inference_mode, tensors sharing the NumPy feeds' memory."""
+    args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in (input_names or feeds)]
+
+    def call():
+        with torch.inference_mode():
+            return module(*args)
+    return call
+
+
+def to_numpy(out) -> list[np.ndarray]:
+    return [o.numpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
+
+
+def set_threads(n: int) -> None:
+    """Intra-op threads for every later call (torch's default is the number of physical cores)."""
+    torch.set_num_threads(n)
+
+
+def version() -> str:
+    return torch.__version__

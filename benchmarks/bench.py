@@ -1,0 +1,329 @@
+"""kiln's native code against ONNX Runtime and PyTorch eager on the model suite, in one process.
+
+    python -m benchmarks.bench                              # every model; a Markdown table
+    python -m benchmarks.bench --models tiny,mlp --repeat 50 --threads 2
+    python -m benchmarks.bench --write-docs                 # also update docs/performance.md
+
+For each model of benchmarks/models.py (plus `tiny`, one Add of two [1] tensors, which shows
+what a call costs apart from the work) the same seeded weights run in three runtimes:
+
+    kiln-native     kiln.compile(the exported ONNX model) -> one native entry point
+    ONNX Runtime    InferenceSession on the same ONNX bytes, CPUExecutionProvider,
+                    every graph optimization, intra-op threads = --threads
+    PyTorch eager   benchmarks/torch_models.py (the same weights, looked up by name),
+                    torch.inference_mode, torch.set_num_threads(--threads)
+
+Latencies are measured interleaved (benchmarks/timing.py): median and p90 per call after
+warmup; a ratio below 1 means kiln is faster. Each runtime's first outputs are compared with
+kiln's reference interpreter (max abs diff). A runtime that cannot run a model (torch not
+installed, an op kiln cannot compile yet) gets "n/a (reason)" in its column; nothing here
+asserts on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kiln.frontends.onnx import export_model
+from kiln.ir import GraphBuilder, tensor
+from kiln.ir.dtypes import DType
+from kiln.ir.graph import Graph
+from kiln.ir.interpreter import interpret
+
+from .models import SUITE, example_inputs
+from .timing import Stats, interleave
+
+RUNTIMES = ("kiln-native", "ONNX Runtime", "PyTorch eager")
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def tiny() -> Graph:
+    """One Add of two [1] float32 tensors: a call's cost with (almost) no work in it."""
+    b = GraphBuilder("tiny")
+    x = b.input("x", tensor(DType.float32, 1))
+    y = b.input("y", tensor(DType.float32, 1))
+    b.output(b.Add(x, y))
+    return b.graph
+
+
+@dataclass(frozen=True)
+class Config:
+    build: Callable[[], Graph]
+    batch: int
+    seq: int
+    label: str
+
+
+CONFIGS = {
+    "tiny": Config(tiny, 1, 1, "x, y: [1]"),
+    "mlp": Config(SUITE["mlp"], 64, 1, "batch 64 × 784"),
+    "resnet18": Config(SUITE["resnet18"], 1, 1, "batch 1 × 3×224×224"),
+    "bert": Config(SUITE["bert"], 1, 128, "batch 1, seq 128"),
+    "gpt2": Config(SUITE["gpt2"], 1, 128, "batch 1, seq 128"),
+}
+
+
+class Unavailable(Exception):
+    """A runtime cannot run this model here; the message is the table's reason."""
+
+
+@dataclass
+class Prepared:
+    call: Callable[[], object]                       # one inference: what is timed
+    outputs: Callable[[object], list[np.ndarray]]    # a call's result as NumPy arrays
+    setup_seconds: float                             # compile / session creation
+    close: Callable[[], None] = lambda: None
+
+
+@dataclass
+class Cell:
+    """One runtime on one model."""
+    stats: Stats | None = None
+    max_abs_diff: float | None = None
+    setup_seconds: float | None = None
+    reason: str = ""                                 # why there is no measurement
+
+
+@dataclass
+class Row:
+    model: str
+    label: str
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+# --- the three runtimes ----------------------------------------------------------------------
+
+def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+    try:
+        import kiln
+        from kiln.codegen.threadpool import ensure_thread_pool
+        ensure_thread_pool(threads)
+        compile_model = kiln.compile
+    except (ImportError, AttributeError) as e:
+        raise Unavailable(f"kiln.compile unavailable: {e}") from e
+    t0 = time.perf_counter()
+    model = compile_model(onnx_bytes)
+    setup = time.perf_counter() - t0
+    args = [feeds[v.name] for v in graph.inputs]
+    return Prepared(lambda: model.run(args), list, setup, model.close)
+
+
+def prepare_ort(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise Unavailable("onnxruntime not installed (pip install -e '.[bench]')") from e
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    setup = time.perf_counter() - t0
+    return Prepared(lambda: session.run(None, feeds), list, setup)
+
+
+def prepare_torch(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+    try:
+        from . import torch_models
+    except ImportError as e:
+        raise Unavailable("torch not installed (pip install -e '.[torch]')") from e
+    torch_models.set_threads(threads)
+    t0 = time.perf_counter()
+    module = torch_models.from_graph(name, graph)
+    setup = time.perf_counter() - t0
+    call = torch_models.eager_call(module, feeds, [v.name for v in graph.inputs])
+    return Prepared(call, torch_models.to_numpy, setup)
+
+
+PREPARE = dict(zip(RUNTIMES, (prepare_kiln, prepare_ort, prepare_torch)))
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+def max_abs_diff(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    if len(outputs) != len(reference):
+        raise Unavailable(f"{len(outputs)} outputs, the interpreter gives {len(reference)}")
+    worst = 0.0
+    for got, want in zip(outputs, reference):
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            raise Unavailable(f"output shape {got.shape}, the interpreter gives {want.shape}")
+        if got.size:
+            worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))))
+    return worst
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = text if isinstance(e, Unavailable) else f"{type(e).__name__}: {text}"
+    return text[:100].replace("|", "/")
+
+
+def measure(model: str, rounds: int, threads: int, log=print) -> Row:
+    config = CONFIGS[model]
+    graph = config.build()
+    feeds = example_inputs(graph, batch=config.batch, seq=config.seq)
+    reference = interpret(graph, feeds)
+    onnx_bytes = export_model(graph).SerializeToString()
+    row, ready = Row(model, config.label), {}
+    for runtime in RUNTIMES:
+        cell = row.cells[runtime] = Cell()
+        try:
+            prepared = PREPARE[runtime](model, graph, onnx_bytes, feeds, threads)
+            cell.setup_seconds = prepared.setup_seconds
+            cell.max_abs_diff = max_abs_diff(prepared.outputs(prepared.call()), reference)
+            ready[runtime] = prepared
+            log(f"{model}: {runtime} ready in {prepared.setup_seconds:.2f} s, "
+                f"max abs diff {cell.max_abs_diff:.1e}")
+        except Exception as e:            # any failure is reported in the table, not raised
+            cell.reason = _reason(e)
+            log(f"{model}: {runtime} n/a ({cell.reason})")
+    try:
+        stats = interleave({r: p.call for r, p in ready.items()}, rounds=rounds)
+        for runtime, s in stats.items():
+            row.cells[runtime].stats = s
+    finally:
+        for p in ready.values():
+            p.close()
+    return row
+
+
+# --- the table -------------------------------------------------------------------------------
+
+def format_seconds(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def _latency(cell: Cell) -> str:
+    if cell.stats is None:
+        return f"n/a ({cell.reason})" if cell.reason else "n/a"
+    return f"{format_seconds(cell.stats.median)} ({format_seconds(cell.stats.p90)})"
+
+
+def _ratio(row: Row, peer: str) -> str:
+    kiln, other = row.cells["kiln-native"].stats, row.cells[peer].stats
+    return f"{kiln.median / other.median:.2f}×" if kiln and other else "n/a"
+
+
+def _diffs(row: Row) -> str:
+    return " / ".join("n/a" if c.max_abs_diff is None else f"{c.max_abs_diff:.1e}"
+                      for c in row.cells.values())
+
+
+def _setup(cell: Cell) -> str:
+    return "n/a" if cell.setup_seconds is None else format_seconds(cell.setup_seconds)
+
+
+def format_table(rows: list[Row]) -> str:
+    head = ("| model | input | kiln-native median (p90) | ONNX Runtime median (p90) "
+            "| PyTorch eager median (p90) | kiln / ORT | kiln / PyTorch "
+            "| max abs diff vs interpreter (kiln / ORT / PyTorch) | kiln compile | ORT session |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        c = r.cells
+        lines.append(f"| {r.model} | {r.label} | {_latency(c['kiln-native'])} "
+                     f"| {_latency(c['ONNX Runtime'])} | {_latency(c['PyTorch eager'])} "
+                     f"| {_ratio(r, 'ONNX Runtime')} | {_ratio(r, 'PyTorch eager')} "
+                     f"| {_diffs(r)} | {_setup(c['kiln-native'])} | {_setup(c['ONNX Runtime'])} |")
+    return "\n".join(lines)
+
+
+def describe_machine(threads: int, rounds: int, load_before, load_after) -> str:
+    """What the numbers were measured on, as one Markdown paragraph."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = [f"kiln {_git_revision()}", f"numpy {np.__version__}"]
+    try:
+        import onnxruntime
+        versions.append(f"onnxruntime {onnxruntime.__version__}")
+    except ImportError:
+        pass
+    try:
+        from . import torch_models
+        versions.append(f"torch {torch_models.version()}")
+    except ImportError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {threads} threads per runtime; "
+            f"{', '.join(versions)}; Python {platform.python_version()}. {rounds} interleaved "
+            f"rounds; load average {load_before:.1f} before, {load_after:.1f} after; "
+            f"{time.strftime('%Y-%m-%d')}.")
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip() or "(unknown revision)"
+    except (OSError, subprocess.SubprocessError):
+        return "(unknown revision)"
+
+
+def write_docs(block: str, path: Path = DOCS) -> None:
+    """Replace what lies between the bench markers of `path` with `block`."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers to replace")
+    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text, count=1))
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(CONFIGS),
+                        help=f"comma-separated, from {', '.join(CONFIGS)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=30, metavar="N",
+                        help="interleaved rounds per model (default 30)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads per runtime (default: every CPU this process may use)")
+    parser.add_argument("--write-docs", action="store_true",
+                        help=f"also replace the table in {DOCS.relative_to(DOCS.parent.parent)}")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in CONFIGS]
+    if unknown or args.repeat < 1 or args.threads < 1:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(CONFIGS)}" if unknown else
+                     "--repeat and --threads must be at least 1")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    load_before = os.getloadavg()[0]
+    rows = [measure(m, args.repeat, args.threads, log) for m in models]
+    table = format_table(rows)
+    command = " ".join(["python -m benchmarks.bench", *(argv if argv is not None else sys.argv[1:])])
+    block = (f"{table}\n\n{describe_machine(args.threads, args.repeat, load_before, os.getloadavg()[0])}"
+             f"\n\nCommand: `{command}`")
+    print(block)
+    if args.write_docs:
+        write_docs(block)
+        log(f"updated {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

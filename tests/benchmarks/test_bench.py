@@ -1,0 +1,55 @@
+"""The benchmark harness runs end to end on the tiny model (no timing is asserted)."""
+
+import numpy as np
+
+from benchmarks import bench
+from benchmarks.timing import interleave, summarize
+
+
+def test_harness_runs_the_tiny_model(capsys):
+    assert bench.main(["--models", "tiny", "--repeat", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| tiny |")]
+    assert len(table) == 1
+    cells = [c.strip() for c in table[0].strip("|").split("|")]
+    assert len(cells) == 10
+    kiln, ort = cells[2], cells[3]
+    assert not ort.startswith("n/a")              # onnxruntime is a test dependency
+    assert kiln.startswith("n/a (") or "s (" in kiln
+    diffs = cells[7].split(" / ")
+    assert diffs[1] == "0.0e+00"                  # x + y is exact in every runtime that runs
+    assert all(d in ("0.0e+00", "n/a") for d in diffs)
+    assert "Command: `python -m benchmarks.bench --models tiny --repeat 2 --threads 1`" in out
+
+
+def test_unavailable_runtime_is_reported_not_raised(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no lowering for Add\nsecond line")
+    monkeypatch.setitem(bench.PREPARE, "kiln-native", broken)
+    row = bench.measure("tiny", rounds=1, threads=1, log=lambda msg: None)
+    cell = row.cells["kiln-native"]
+    assert cell.stats is None and cell.reason == "RuntimeError: no lowering for Add"
+    assert "n/a (RuntimeError: no lowering for Add)" in bench.format_table([row])
+    assert row.cells["ONNX Runtime"].stats is not None
+
+
+def test_write_docs_replaces_only_the_marked_block(tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"intro\n{bench.BEGIN}\nold table\n{bench.END}\noutro\n")
+    bench.write_docs("| new |", doc)
+    assert doc.read_text() == f"intro\n{bench.BEGIN}\n| new |\n{bench.END}\noutro\n"
+
+
+def test_interleave_rotates_and_counts_calls():
+    order = []
+    stats = interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                       rounds=4, burst_seconds=0, settle=0, warmup_seconds=0)
+    assert stats["a"].count == stats["b"].count == 4          # one timed call per round
+    assert order[:6] == ["a"] * 3 + ["b"] * 3                 # warmup: 3 calls each
+    # each round: per runtime an untimed call, then one timed; the first runtime rotates
+    assert order[6:] == list("aabb" "bbaa" "aabb" "bbaa")
+
+
+def test_summarize():
+    s = summarize(np.arange(1, 11, dtype=float))
+    assert s.median == 5.5 and s.count == 10 and 9 <= s.p90 <= 10
