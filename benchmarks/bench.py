@@ -206,11 +206,12 @@ def measure(model: str, rounds: int, threads: int, log=print) -> Row:
 # --- the table -------------------------------------------------------------------------------
 
 def format_seconds(s: float) -> str:
+    """Three significant digits in µs, ms or s."""
     if s < 1e-3:
-        return f"{s * 1e6:.1f} µs"
+        return f"{s * 1e6:.3g} µs"
     if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
 
 
 def _latency(cell: Cell) -> str:
@@ -274,7 +275,7 @@ def describe_machine(threads: int, rounds: int, load_before, load_after) -> str:
 
 def _git_revision() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                              text=True, cwd=Path(__file__).parent, timeout=10)
         return out.stdout.strip() or "(unknown revision)"
     except (OSError, subprocess.SubprocessError):
