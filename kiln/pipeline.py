@@ -8,8 +8,10 @@ The order is the textbook's (and every production graph compiler's):
      pattern match) and folding runs inside the loop so new constant subgraphs collapse;
   3. fold_batchnorm after simplification, when Conv/Gemm → BatchNormalization chains are plain;
   4. eliminate_dead_code last — every pass before it leaves unused nodes behind;
-  5. then (in later stages) operator fusion → layout transformation → memory planning, which
-     need the cleaned-up graph and fix the kernel order.
+  5. fuse last among the graph passes: it groups what the passes above left into kernels, and
+     needs the final ops (a recognized LayerNorm, a folded Conv) to group them well. Layout
+     transformation and memory planning follow it (memory planning works on the lowered
+     program's kernel order).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .passes.eliminate_common_subexpressions import EliminateCommonSubexpression
 from .passes.eliminate_dead_code import EliminateDeadCode
 from .passes.fold_batchnorm import FoldBatchNorm
 from .passes.fold_constants import FoldConstants
+from .passes.fuse import Fuse
 from .passes.simplify import Simplify
 
 
@@ -33,11 +36,12 @@ def pipeline(level: int) -> list[Pass]:
         FixedPoint((EliminateCommonSubexpressions(), Simplify(), FoldConstants())),
         FoldBatchNorm(),
         EliminateDeadCode(),
-        # slots: fuse -> transform_layout -> plan_memory (O2 and O3)
+        Fuse(),
+        # slots: transform_layout -> plan_memory
     ]
 
 
 ALL_PASSES: dict[str, type[Pass]] = {
     p.name: p for p in (FoldConstants, EliminateCommonSubexpressions, Simplify, FoldBatchNorm,
-                        EliminateDeadCode)
+                        EliminateDeadCode, Fuse)
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..errors import LoweringError, describe_node
 from ..ir.dtypes import DType
+from ..ir import ops
 from ..ir.graph import Graph, Node, Value
 from ..ir.types import TensorType
 from ..loops.buffer import Buffer, BufferKind
@@ -46,7 +47,9 @@ def lower_graph(graph: Graph, name: str | None = None) -> Program:
                    _all_buffers(ctx.inputs, outputs, kernels), dict(ctx.sizes))
 
 
-def lower_node(ctx: LowerContext, node: Node) -> None:
+def lower_node(ctx: LowerContext, node: Node, materialize: bool = True) -> None:
+    """Lower one node. With `materialize` False (inside a fused group) outputs stay lazy
+    Tensors composed into their consumers, unless the lowering wrote them itself."""
     lowering = lowering_for(node.op)
     inputs = [None if v is None else ctx.tensor(v) for v in node.inputs]
     outs = lowering.fn(ctx, node, inputs)
@@ -57,7 +60,7 @@ def lower_node(ctx: LowerContext, node: Node) -> None:
         written = ctx.written_buffer(v)
         if written is not None:                   # the lowering wrote it with its own kernels
             t = Tensor.holding(written, t) if t.buffer is not written else t
-        elif not lowering.lazy:
+        elif materialize and not lowering.lazy:
             buf = ctx.buffer_for(v, t.shape, t.dtype)
             ctx.materialize(t, buf, node.op.name.lower())
             t = Tensor.holding(buf, t)
@@ -144,6 +147,15 @@ def _all_buffers(inputs: list, outputs: list, kernels: list) -> list:
 
 # --- what the back end can take ------------------------------------------------------------------
 
+def _all_nodes(graph: Graph):
+    """The graph's nodes, with fused groups' bodies opened (they lower node by node)."""
+    for node in graph.nodes:
+        if node.op is ops.Fused:
+            yield from _all_nodes(node.attrs["body"])
+        else:
+            yield node
+
+
 def check_lowerable(graph: Graph) -> None:
     """Raise one LoweringError naming every op without a lowering and every value whose type
     the back end lacks, so a model's problems are reported at once."""
@@ -152,7 +164,7 @@ def check_lowerable(graph: Graph) -> None:
     for v in graph.inputs:
         if not _native(v.type):
             bad_types.append(f"graph input '{v.name}': {v.type}")
-    for node in graph.nodes:
+    for node in _all_nodes(graph):
         if lowering_for(node.op) is None:
             missing.setdefault(node.op.name, []).append(describe_node(node))
             continue

@@ -37,3 +37,12 @@ def check_pass(graph, passes, feeds, *, options=None, rtol=1e-5, atol=1e-6, idem
         again, _ = run_passes(out, passes, options)
         assert fingerprint(again) == fingerprint(out), "a second run changed the graph"
     return out, ctx
+
+
+def flat_ops(graph) -> list[str]:
+    """Op names in order, with fused groups opened into their bodies' ops."""
+    from kiln.ir import ops
+    out = []
+    for n in graph.nodes:
+        out.extend(flat_ops(n.attrs["body"]) if n.op is ops.Fused else [n.op.name])
+    return out

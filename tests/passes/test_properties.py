@@ -9,6 +9,7 @@ from kiln.ir.interpreter import interpret
 from kiln.passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from kiln.passes.eliminate_dead_code import EliminateDeadCode
 from kiln.passes.fold_constants import FoldConstants
+from kiln.passes.fuse import Fuse
 from kiln.passes.simplify import Simplify
 from kiln.pipeline import pipeline
 from kiln.rewrite.driver import Rule, apply_rules
@@ -24,6 +25,7 @@ PASSES = {
     "eliminate_common_subexpressions": [EliminateCommonSubexpressions()],
     "eliminate_dead_code": [EliminateDeadCode()],
     "simplify": [Simplify()],
+    "fuse": [Fuse()],
     "O2": pipeline(2),
 }
 

@@ -9,7 +9,7 @@ from kiln.passes.eliminate_dead_code import EliminateDeadCode
 from kiln.passes.fold_constants import FoldConstants
 from kiln.passes.simplify import Simplify
 from kiln.pipeline import pipeline
-from tests.passes.helpers import check_pass, run_passes
+from tests.passes.helpers import check_pass, flat_ops, run_passes
 
 f32 = DType.float32
 
@@ -119,7 +119,7 @@ def test_double_transpose_and_nested_reshape_vanish():
     b.output(b.Relu(r))
     feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)}
     out, _ = check_pass(b.graph, pipeline(2), feeds)
-    assert [n.op.name for n in out.nodes] == ["Relu"]
+    assert flat_ops(out) == ["Relu"]
 
 
 def test_identity_elements_and_strength_reduction():
@@ -130,7 +130,7 @@ def test_identity_elements_and_strength_reduction():
     b.output(b.Pow(y, two))                 # -> y * y
     feeds = {"x": np.array([1, -2, np.inf, np.nan], np.float32)}
     out, _ = check_pass(b.graph, pipeline(2), feeds)
-    assert [n.op.name for n in out.nodes] == ["Mul", "Mul"]
+    assert flat_ops(out) == ["Mul", "Mul"]
 
 
 def _bn_params(b, c, rng):

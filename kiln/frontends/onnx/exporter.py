@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, defs, helper
 
+from ...ir import ops
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
 from ...ir.opdef import AttrKind
@@ -72,8 +73,12 @@ def _export_graph(graph: Graph, domains: set[str], top: bool) -> onnx.GraphProto
         for c in graph.constants:
             nodes.append(helper.make_node("Constant", [], [c.name],
                                           value=array_to_tensor(c.data, c.name)))
+    arrays = {id(c.data): c.name for c in graph.constants}   # a weight is written once
     for n in graph.nodes:
-        nodes.append(_export_node(n, domains))
+        if n.op is ops.Fused:   # kiln's fused groups open back into their ops
+            nodes.extend(_export_fused(n, domains, initializers if top else None, arrays))
+        else:
+            nodes.append(_export_node(n, domains))
     produced = {id(v) for n in graph.nodes for v in n.outputs if v is not None}
     outputs = []
     seen = set()
@@ -87,6 +92,33 @@ def _export_graph(graph: Graph, domains: set[str], top: bool) -> onnx.GraphProto
         outputs.append(value_info(name, v.type))
     return helper.make_graph(nodes, graph.name, [value_info(v.name, v.type) for v in graph.inputs],
                              outputs, initializer=initializers)
+
+
+def _export_fused(n: Node, domains: set[str], initializers: list | None, arrays: dict) -> list:
+    """A Fused node's body as plain ONNX nodes: body inputs and results take the outer names
+    (body names are unique in the enclosing graph, so the rest can stay); a body constant that
+    holds an array already written is read from there."""
+    body = n.attrs["body"]
+    rename = {id(b): v.name for b, v in zip(body.inputs, n.inputs)}
+    rename.update({id(b): v.name for b, v in zip(body.outputs, n.outputs) if v is not None})
+    out = []
+    for c in body.constants:
+        if id(c.data) in arrays:
+            rename[id(c)] = arrays[id(c.data)]
+        elif initializers is not None:
+            initializers.append(array_to_tensor(c.data, c.name))
+            arrays[id(c.data)] = c.name
+        else:
+            out.append(helper.make_node("Constant", [], [c.name], value=array_to_tensor(c.data, c.name)))
+    for m in body.nodes:
+        if m.op is ops.Fused:
+            out.extend(_export_fused(m, domains, initializers, arrays))
+            continue
+        proto = _export_node(m, domains)
+        proto.input[:] = [rename.get(id(v), v.name) if v is not None else "" for v in m.inputs]
+        proto.output[:] = [rename.get(id(v), v.name) if v is not None else "" for v in m.outputs]
+        out.append(proto)
+    return out
 
 
 def _export_node(n: Node, domains: set[str]) -> onnx.NodeProto:

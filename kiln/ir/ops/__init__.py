@@ -6,8 +6,9 @@
 from .registry import OP_TABLE, define, get_op
 
 from . import (  # noqa: F401  (each module registers its ops)
-    elementwise, activations, cast, reduce, normalization, loss, linalg, attention, recurrent, shape, movement, layout, indexing,
-    conv, pool, rnn, quantize, signal, image, resize, control, sequence, strings, ml, random, training,
+    elementwise, activations, cast, reduce, normalization, loss, linalg, attention, recurrent,
+    shape, movement, layout, indexing, conv, pool, rnn, quantize, signal, image, resize, control,
+    sequence, strings, ml, random, training, fused,
 )
 
 
