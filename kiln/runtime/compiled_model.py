@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InputNameError
 from ..ir.graph import Graph
 from ..ir.signature import bind_inputs
+from ..ir.types import TensorType
 from .native_entry import NativeEntry
 
 
@@ -153,12 +154,36 @@ def _release(entry: NativeEntry, native) -> None:
 
 def compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:
     """Lower `graph` to Loop IR and compile it to machine code (no graph passes: run them first,
-    as kiln.compile does). Raises LoweringError when an op or dtype has no native lowering."""
+    as kiln.compile does). Raises LoweringError when an op or dtype has no native lowering.
+    Unknown dims of the graph's inputs are named first (`name_unknown_dims`)."""
     from ..codegen import compile_program
     from ..lowering import lower_graph
+    name_unknown_dims(graph)
     t0 = time.perf_counter()
     program = lower_graph(graph)
     t1 = time.perf_counter()
     native = compile_program(program, codegen_options)
     t2 = time.perf_counter()
     return CompiledModel(graph, program, native, {"lower": t1 - t0, "codegen": t2 - t1})
+
+
+def name_unknown_dims(graph: Graph) -> None:
+    """Give each unknown (None) dim of a graph input a symbolic name of its own, `<input>.<axis>`,
+    so the model compiles for any size there: native code needs every input dim sized or named.
+    The inputs' types change in place; nothing else does."""
+    taken = {d for v in graph.inputs if isinstance(v.type, TensorType) and v.type.shape
+             for d in v.type.shape if isinstance(d, str)}
+    for v in graph.inputs:
+        t = v.type
+        if not isinstance(t, TensorType) or t.shape is None or None not in t.shape:
+            continue
+        dims = []
+        for axis, d in enumerate(t.shape):
+            if d is None:
+                d, k = f"{v.name}.{axis}", 0
+                while d in taken:
+                    k += 1
+                    d = f"{v.name}.{axis}_{k}"
+                taken.add(d)
+            dims.append(d)
+        v.type = t.with_shape(dims)

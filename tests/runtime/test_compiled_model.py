@@ -250,3 +250,15 @@ def test_compiling_many_models_does_not_leak():
 
 def test_compiled_model_type():
     assert isinstance(compile_graph(tiny_add_graph()), CompiledModel)
+
+
+def test_unknown_input_dims_are_named_and_run_at_any_size():
+    b = GraphBuilder("unknown")
+    x = b.input("x", tensor(DType.float32, None, 3))
+    b.output(b.Relu(x, outputs=["y"]))
+    g = b.graph
+    with compile_graph(g) as m:
+        assert m.graph.inputs[0].type.shape == ("x.0", 3)
+        for n in (2, 5):
+            f = {"x": np.linspace(-1, 1, 3 * n, dtype=np.float32).reshape(n, 3)}
+            check(m(**f), g, f)
