@@ -54,7 +54,7 @@ class CompiledModel:
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
         self._entry = NativeEntry(native)
-        self._checked: set[tuple] = set()
+        self._plans: dict[tuple, Any] = {}    # (dtype, shape) per input, once accepted -> plan
         self._release = weakref.finalize(self, _release, self._entry, native)
 
     # --- calling ----------------------------------------------------------------------------
@@ -71,27 +71,34 @@ class CompiledModel:
 
     def run(self, feeds: Mapping[str, Any] | list | tuple) -> list[np.ndarray]:
         """Run on `feeds`: a mapping by input name, or a sequence in input order."""
-        return self._entry(self.check_inputs(feeds))
-
-    def check_inputs(self, feeds) -> list[np.ndarray]:
-        """The feeds as C-contiguous arrays in input order, after bind_inputs accepted them."""
         values = self._in_order(feeds)
-        key = None
+        plan = None
         if values is not None and all(type(x) is np.ndarray for x in values):
-            key = tuple((x.dtype, x.shape) for x in values)
-        if key is None or key not in self._checked:
-            values, _ = bind_inputs(self.graph.inputs, feeds)
-            if key is not None:
-                if len(self._checked) > 256:
-                    self._checked.clear()
-                self._checked.add(key)
-        return [x if x.flags.c_contiguous and x.flags.aligned else
-                np.require(x, requirements=("C", "A")) for x in values]
+            plan = self._plans.get(tuple([(x.dtype, x.shape) for x in values]))
+        if plan is None:
+            values, plan = self._accept(feeds)
+        for k, x in enumerate(values):
+            flags = x.flags
+            if not (flags.c_contiguous and flags.aligned):
+                values[k] = np.require(x, requirements=("C", "A"))
+        return self._entry.call(plan, values)
+
+    def _accept(self, feeds) -> tuple[list, Any]:
+        """Check feeds whose (dtype, shape) signature is new with bind_inputs (raises on a wrong
+        input); plan their memory; remember the signature. Returns (arrays, plan)."""
+        values, _ = bind_inputs(self.graph.inputs, feeds)
+        plan = self._entry.plan(tuple(x.shape for x in values))
+        if len(self._plans) >= 256:
+            self._plans.clear()
+        self._plans[tuple((x.dtype, x.shape) for x in values)] = plan
+        return values, plan
 
     def _in_order(self, feeds) -> list | None:
         """The feeds in input order when their names/count are right, else None (bind_inputs
         then explains what is wrong)."""
         names = self.input_names
+        if type(feeds) is tuple or type(feeds) is list:
+            return list(feeds) if len(feeds) == len(names) else None
         if isinstance(feeds, Mapping):
             if len(feeds) != len(names):
                 return None
