@@ -2,11 +2,16 @@
 RMSNormalization, GroupNormalization, InstanceNormalization, BatchNormalization,
 MeanVarianceNormalization, LpNormalization and LRN.
 
-Each computes per-row statistics and then an elementwise expression of the input and them. The
-statistics are small: they are materialized into buffers of keepdims shape, one kernel each
-(softmax: the row maximum, then the sum of exponentials), and the final output is an `at` that
-reads them, so a later fusion pass may fuse it with its consumers. Statistics are computed in
-the op's stash type (float32 by default); narrow floats are computed in float32.
+Each computes per-row statistics and then an elementwise expression of the input and them.
+Softmax, LogSoftmax, LayerNormalization and RMSNormalization are written by ONE kernel
+(`row_write`): a loop nest over the rows whose body computes the row's statistics (maximum and
+sum of exponentials; mean and variance; mean square) into Locals, then writes the normalized
+row. The input's `at` is composed into every pass over the row, so its producers (a fused
+residual Add, a scaled and masked score) are never written to memory. Their `at` form (used only
+when something reads them element by element instead of writing them) and the other
+normalizations materialize the statistics into buffers of keepdims shape, one kernel each, and
+read them. Statistics are computed in the op's stash type (float32 by default); narrow floats
+are computed in float32.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from typing import Callable
 
 from ..ir import ops
 from ..ir.dtypes import DType
-from ..loops.expr import Expr, Reduce
+from ..loops.expr import Const, Expr, Reduce, Var
+from ..loops.stmt import Local, Loop, LoopKind, Store
 from . import exprs as E
-from .reduce import count, into, kept_index, lowest, normalize_axis, reduction, temp
+from .reduce import count, into, kept_index, lowest, normalize_axis, outer_kinds, reduction, temp
 from .registry import register
-from .tensor import Tensor, broadcast_index, compute_dtype, narrow, widen
+from .tensor import (MIN_VECTOR_TRIP, VECTOR_BYTES, Tensor, broadcast_index, compute_dtype,
+                     narrow, widen)
 
 Index = tuple
 
@@ -67,6 +74,69 @@ def _as(e: Expr, dtype: DType) -> Expr:
     return E.cast(e, dtype)
 
 
+# --- one kernel per row-normalization ------------------------------------------------------------
+
+# A statistic of the row: (hint, combiner, init, term(index, locals so far) -> Expr,
+# finish(reduced value, locals so far) -> Expr). Each becomes a Local computed in turn; with
+# combiner None there is no reduction and finish gets None.
+Stat = tuple
+
+
+def row_write(shape, axes, stats: list, element: Callable) -> Callable:
+    """A `write` for a tensor of `shape` normalized over `axes`: one loop nest over the other
+    axes (the first big one PARALLEL); in its body each statistic is a Local (a Reduce over the
+    row of its term, then its finish), then a nest over `axes` stores element(index, locals).
+    The innermost store loop is VECTORIZED when the row is the buffer's contiguous tail."""
+    rank = len(shape)
+
+    def write(ctx, buffer):
+        vars_ = ctx.index_vars(rank)
+        outer = [d for d in range(rank) if d not in axes]
+        body = []
+        values: dict = {}
+        for hint, combiner, init, term, finish in stats:
+            if combiner is None:
+                value = finish(None, values)
+                local = Var(ctx.fresh_name(hint), value.dtype)
+                body.append(Local(local, value))
+                values[hint] = local
+                continue
+            full, ranges = list(vars_), []
+            for d in axes:
+                if E.is_const(shape[d], 1):
+                    full[d] = E.ZERO
+                else:
+                    r = ctx.fresh_var("r")
+                    ranges.append((r, E.ZERO, shape[d]))
+                    full[d] = r
+            reduced = term(tuple(full), values)
+            if ranges:
+                reduced = Reduce(combiner, init, tuple(ranges), reduced)
+            value = finish(reduced, values)
+            local = Var(ctx.fresh_name(hint), value.dtype)
+            body.append(Local(local, value))
+            values[hint] = local
+        inner = [Store(buffer, tuple(vars_), element(tuple(vars_), values))]
+        last = rank - 1
+        for d in reversed(sorted(axes)):
+            kind, width = LoopKind.SERIAL, 0
+            n = shape[d]
+            if d == last and buffer.strides[-1] == Const(1) and \
+                    not (isinstance(n, Const) and n.value < MIN_VECTOR_TRIP):
+                kind, width = LoopKind.VECTORIZED, VECTOR_BYTES // max(buffer.dtype.itemsize, 4)
+            inner = [Loop(vars_[d], E.ZERO, n, inner, kind, width)]
+        body += inner
+        kinds = outer_kinds([shape[d] for d in outer], shape)
+        for d, kind in reversed(list(zip(outer, kinds))):
+            body = [Loop(vars_[d], E.ZERO, shape[d], body, kind)]
+        return body
+    return write
+
+
+def _keep(e, _values):
+    return e
+
+
 # --- Softmax, LogSoftmax, Hardmax ----------------------------------------------------------------
 
 @register(ops.Softmax, ops.LogSoftmax)
@@ -87,10 +157,21 @@ def lower_softmax(ctx, node, inputs):
     if node.op is ops.Softmax:
         def at(idx):
             return narrow(_exp(shifted(idx)) / s.at(kept_index(idx, axes)), x.dtype)
+
+        def element(idx, v):
+            return narrow(_exp(widen(x.at(idx)) - v["row_max"]) / v["row_sum"], x.dtype)
     else:
         def at(idx):
             return narrow(shifted(idx) - _log(s.at(kept_index(idx, axes))), x.dtype)
-    return [Tensor(x.shape, x.dtype, at)]
+
+        def element(idx, v):
+            return narrow(widen(x.at(idx)) - v["row_max"] - v["log_sum"], x.dtype)
+    stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(x.at(idx)), _keep),
+             ("row_sum", "add", E.const(0, dt),
+              lambda idx, v: _exp(widen(x.at(idx)) - v["row_max"]), _keep)]
+    if node.op is ops.LogSoftmax:
+        stats.append(("log_sum", None, None, None, lambda e, v: _log(v["row_sum"])))
+    return [Tensor(x.shape, x.dtype, at, write=row_write(x.shape, axes, stats, element))]
 
 
 @register(ops.Hardmax)
@@ -144,7 +225,29 @@ def lower_layer_norm(ctx, node, inputs):
         return narrow(y, x.dtype)
     stats = [t if direct else Tensor(t.shape, a.stash_type, lambda idx, t=t: narrow(
         t.at(idx), a.stash_type)) for t in (mean, inv)]
-    return [Tensor(x.shape, x.dtype, at), *stats]
+
+    def element(idx, v):
+        y = _as((_as(x.at(idx), stash) - v["mean"]) * v["inv_std"], dt) * \
+            _broadcast_at(scale, x.shape, idx)
+        if b is not None:
+            y = y + _broadcast_at(b, x.shape, idx)
+        return narrow(y, x.dtype)
+    write = row_write(x.shape, axes, _moment_stats(x, axes, stash, a.epsilon), element)
+    return [Tensor(x.shape, x.dtype, at, write=write), *stats]
+
+
+def _moment_stats(x: Tensor, axes, stash: DType, eps: float) -> list:
+    """The row statistics of `row_write` for a mean and 1/sqrt(variance + eps), as `moments`
+    computes them (the mean, then the mean squared deviation from it)."""
+    n = count(x.shape, axes, stash)
+
+    def deviation(idx, v):
+        d = _as(x.at(idx), stash) - v["mean"]
+        return d * d
+    return [("mean", "add", E.const(0, stash), lambda idx, v: _as(x.at(idx), stash),
+             lambda e, v: e / n),
+            ("inv_std", "add", E.const(0, stash), deviation,
+             lambda e, v: _inv_sqrt(e / n, eps))]
 
 
 @register(ops.RMSNormalization)
@@ -164,9 +267,15 @@ def lower_rms_norm(ctx, node, inputs):
                                                                      a.epsilon)), "inv_rms")
     out = scale.dtype
     dt = compute_dtype(out)
-    return [Tensor(x.shape, out, lambda idx: narrow(
-        _as(_as(x.at(idx), stash) * inv.at(kept_index(idx, axes)), dt) *
-        _broadcast_at(scale, x.shape, idx), out))]
+
+    def normalized(idx, inv_rms):
+        return narrow(_as(_as(x.at(idx), stash) * inv_rms, dt) *
+                      _broadcast_at(scale, x.shape, idx), out)
+    stats = [("inv_rms", "add", E.const(0, stash), lambda idx, v: square(idx),
+              lambda e, v: _inv_sqrt(e / n, a.epsilon))]
+    write = row_write(x.shape, axes, stats, lambda idx, v: normalized(idx, v["inv_rms"]))
+    return [Tensor(x.shape, out, lambda idx: normalized(idx, inv.at(kept_index(idx, axes))),
+                   write=write)]
 
 
 # --- GroupNormalization, InstanceNormalization, BatchNormalization -------------------------------

@@ -263,14 +263,14 @@ def lower_scan(ctx, node, inputs):
     inner = [store, step] if a.exclusive else [step, store]
     body = [Local(acc, E.const(0 if combiner == "add" else 1, dt)),
             Loop(k, E.ZERO, x.shape[axis], inner)]
-    kinds = _outer_kinds([x.shape[d] for d in outer], x.shape)
+    kinds = outer_kinds([x.shape[d] for d in outer], x.shape)
     for v, d, kind in reversed(list(zip(vars_, outer, kinds))):
         body = [Loop(v, E.ZERO, x.shape[d], body, kind)]
     ctx.emit(kernel(ctx.fresh_name(node.op.name.lower()), body))
     return [Tensor.of(out)]
 
 
-def _outer_kinds(loops, shape) -> list:
+def outer_kinds(loops, shape) -> list:
     """PARALLEL for the first loop that is not statically 1 when the tensor is big (or has a
     symbolic size), SERIAL for the rest."""
     kinds = [LoopKind.SERIAL] * len(loops)

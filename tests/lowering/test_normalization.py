@@ -123,3 +123,71 @@ def test_lrn(backend):
     for size in (1, 2, 3, 6):
         check_op(backend, "LRN", [x], {"size": size, "alpha": 0.01, "beta": 0.6, "bias": 1.5},
                  rtol=1e-5, atol=1e-6)
+
+
+# --- one kernel per row normalization, with its producers composed in ---------------------------
+
+def _kernels_and_locals(program):
+    from kiln.loops.stmt import Local, walk
+    return len(program.kernels), sum(isinstance(s, Local) for k in program.kernels
+                                     for s in walk(k.body))
+
+
+@pytest.mark.parametrize("op, attrs, extra", [
+    ("Softmax", {"axis": -1}, 0), ("LogSoftmax", {"axis": -1}, 0),
+    ("Softmax", {"axis": 1}, 0), ("LogSoftmax", {"axis": 0}, 0),
+    ("LayerNormalization", {"axis": -1}, 2), ("LayerNormalization", {"axis": 1}, 2),
+    ("RMSNormalization", {"axis": -1}, 1), ("RMSNormalization", {"axis": 1}, 1)])
+def test_row_normalization_is_one_kernel_with_statistics_in_locals(op, attrs, extra, backend):
+    x = rand((3, 17, 6), seed=20, low=-5, high=5)
+    ins = [x]
+    if op != "Softmax" and op != "LogSoftmax":
+        axis = attrs["axis"] % 3
+        ins += [rand(x.shape[axis:], seed=21)] + ([rand(x.shape[axis:], seed=22)]
+                                                   if op == "LayerNormalization" else [])
+    program = check_op(backend, op, ins, attrs, rtol=1e-5, atol=1e-5)
+    kernels, locals_ = _kernels_and_locals(program)
+    assert kernels == 1
+    assert locals_ == {"Softmax": 2, "LogSoftmax": 3}.get(op, extra)
+
+
+def test_layer_norm_extra_outputs_still_written(backend):
+    """Mean and InvStdDev used: they are written too, and agree with the one-kernel output."""
+    x = rand((5, 9), seed=23)
+    program = check_op(backend, "LayerNormalization", [x, rand((9,), seed=24)],
+                       {"epsilon": 1e-2}, outputs=3, rtol=1e-5, atol=1e-5)
+    assert len(program.kernels) == 3
+
+
+def _fused(graph):
+    from kiln.passes.fuse import Fuse
+    from kiln.rewrite.pass_manager import PassContext, PassManager
+    return PassManager([Fuse()]).run(graph, PassContext())
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "LayerNormalization",
+                                "RMSNormalization"])
+def test_fused_producers_compose_into_the_row_kernel(op, backend):
+    """(a * 0.5 + mask) -> op: the producers fuse into the normalization's group, and the group
+    is one kernel reading only a and mask (no intermediate buffer), symbolic rows included."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.loops.buffer import BufferKind
+    from .harness import check_graph
+    b = GraphBuilder("g")
+    a = b.input("a", tensor(DType.float32, "n", 13))
+    m = b.input("m", tensor(DType.float32, 1, 13))
+    h = b.Add(b.Mul(a, b.constant(np.float32(0.5), "half")), m)
+    if op == "LayerNormalization":
+        h = b.LayerNormalization(h, b.constant(rand((13,), seed=25), "g"),
+                                 b.constant(rand((13,), seed=26), "b"))
+    elif op == "RMSNormalization":
+        h = b.RMSNormalization(h, b.constant(rand((13,), seed=25), "g"))
+    else:
+        h = getattr(b, op)(h, axis=-1)
+    b.output(h)
+    graph = _fused(b.graph)
+    assert [n.op.name for n in graph.nodes] == ["Fused"]
+    feeds = {"a": rand((7, 13), seed=27, low=-9, high=9), "m": rand((1, 13), seed=28)}
+    program = check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
+    assert len(program.kernels) == 1
+    assert not [buf for buf in program.buffers if buf.kind is BufferKind.TEMP]
