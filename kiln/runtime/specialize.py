@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from typing import Mapping
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class SpecializingModel:
         return f"inputs {sorted(self.fixed)} fixed to the fed values ({reason})"
 
     def __call__(self, *args, **kwargs) -> list[np.ndarray]:
-        return self.run(kwargs or (args[0] if len(args) == 1 and isinstance(args[0], dict)
+        return self.run(kwargs or (args[0] if len(args) == 1 and isinstance(args[0], Mapping)
                                    else args))
 
     def run(self, feeds) -> list[np.ndarray]:
