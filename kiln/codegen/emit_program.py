@@ -11,12 +11,17 @@ The ABI (what kiln/codegen/jit.py's NativeProgram and a future AOT header rely o
                       (the caller keeps the arrays alive; they are never copied into the IR)
     arena      ptr    one block holding every TEMP root buffer
     sizes      i64[]  the symbolic sizes in Program.sizes order, then the byte offset in the
-                      arena of each TEMP root in `BufferLayout.temps` order
+                      arena of each TEMP root in `BufferLayout.temps` order (the memory plan's,
+                      `BufferLayout.memory`; TEMP roots share memory when their lifetimes do
+                      not meet), then, with CodegenOptions.poison_dead, the address of a
+                      `void(i64 kernel, ptr arena, ptr sizes)` called before the first kernel
+                      (kernel -1) and after each kernel
     returns 0 on success.
 
 Memory is C-contiguous per root buffer; views address their root through their own strides and
 offset. bool is one byte, float16 is IEEE half, bfloat16 is the top half of a float32. Distinct
-root buffers must not overlap (accesses carry alias-scope metadata saying so).
+root buffers must not overlap (accesses carry alias-scope metadata saying so), except an output
+the memory plan writes in place over its input: both get the input's scope.
 
 Each Kernel is an internal `void(ptr, ptr, ptr, ptr, ptr)` function with the entry's arguments,
 called in order by the entry. Parallel loop bodies are further internal functions
@@ -33,6 +38,7 @@ import llvmlite.ir as ir
 from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Load, children
 from ..loops.stmt import Assign, If, Local, Loop, Program, Store
+from ..passes.plan_memory import MemoryProblem
 from .analysis import NameCollector, vector_width
 from .emit_stmt import KernelEmitter
 from .function import Scope
@@ -47,6 +53,7 @@ ENTRY_TYPE = ir.FunctionType(I32, [PTR] * 5)
 KERNEL_TYPE = ir.FunctionType(VOID, [PTR] * 5)
 BODY_TYPE = ir.FunctionType(VOID, [PTR, I64, I64])
 PARALLEL_FOR_TYPE = ir.FunctionType(VOID, [PTR, PTR, I64])
+POISON_TYPE = ir.FunctionType(VOID, [I64, PTR, PTR])
 
 
 def buffers_used(stmts) -> list:
@@ -105,6 +112,7 @@ class BufferLayout:
         roots = list(dict.fromkeys(declared + used))
         self.constants = [r for r in roots if r.kind is BufferKind.CONSTANT]
         self.temps = [r for r in roots if r.kind is BufferKind.TEMP]
+        self.memory = MemoryProblem(program, self.temps)
         for r in roots:
             check_dtype(r.dtype)
             if r.kind is BufferKind.INPUT and r not in self.inputs:
@@ -136,6 +144,9 @@ class BufferLayout:
 
     def size_index(self, name: str) -> int | None:
         return self._size.get(name)
+
+    def poison_slot(self) -> int:
+        return len(self.size_names) + len(self.temps)
 
 
 class ProgramEmitter:
@@ -174,8 +185,13 @@ class ProgramEmitter:
         for arg, name in zip(entry.args, ("inputs", "outputs", "constants", "arena", "sizes")):
             arg.name = name
         b = ir.IRBuilder(entry.append_basic_block("entry"))
-        for fn in kernels:
+        poison = self._poison_call(b, entry.args) if self.options.poison_dead else None
+        if poison:
+            poison(-1)
+        for k, fn in enumerate(kernels):
             b.call(fn, entry.args)
+            if poison:
+                poison(k)
         b.ret(ir.Constant(I32, 0))
         return self.module
 
@@ -234,7 +250,22 @@ class ProgramEmitter:
         if md[1] is not None:
             instr.set_metadata("noalias", md[1])
 
+    def _poison_call(self, b: ir.IRBuilder, args):
+        """Debug mode: `poison(k)` emits a call of the sizes table's poison callback."""
+        trampoline = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I64, PTR, PTR]),
+                                 name="kiln_poison")
+        trampoline.linkage = "internal"
+        callee, *rest = trampoline.args
+        callee.type = POISON_TYPE.as_pointer()   # llvmlite finds an indirect callee's type here
+        tb = ir.IRBuilder(trampoline.append_basic_block("entry"))
+        tb.call(callee, rest)
+        tb.ret_void()
+        slot = b.gep(args[4], [ir.Constant(I64, self.layout.poison_slot())], source_etype=I64)
+        fn = b.inttoptr(b.load(slot, typ=I64), PTR)
+        return lambda k: b.call(trampoline, [fn, ir.Constant(I64, k), args[3], args[4]])
+
     def _scope(self, root: Buffer):
+        root = self.layout.memory.alias_root(root)   # an in-place pair shares one scope
         m = self.module
         if self._alias_domain is None:
             self._alias_domain = m.add_metadata([ir.MetaDataString(m, "kiln.buffers")])

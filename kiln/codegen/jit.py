@@ -6,8 +6,9 @@
 The NativeProgram owns its execution engine (and with it the machine code); dropping the
 NativeProgram, or `close()`, frees them, so compiling many programs in one process does not
 accumulate code. CONSTANT buffers are passed by pointer to NumPy arrays it keeps alive; TEMP
-buffers live in one arena allocated per call (zeroed, as the interpreter's memory is);
-outputs are fresh arrays per call.
+buffers live in one arena allocated per call (zeroed, as the interpreter's memory is) at the
+memory plan's offsets (kiln/passes/plan_memory.py, planned once per binding of the symbolic
+sizes); outputs are fresh arrays per call.
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def compile_program(program: Program, options: CodegenOptions | None = None) -> 
     if not address:
         raise CodegenError(f"{ENTRY} was not emitted")
     timings = {"emit_ir": t1 - t0, "llvm": t2 - t1}
-    return NativeProgram(program, emitter.layout, engine, context, address, target,
-                         llvm_ir=text, optimized_ir=optimized, notes=emitter.notes,
-                         timings=timings)
+    native = NativeProgram(program, emitter.layout, engine, context, address, target,
+                           llvm_ir=text, optimized_ir=optimized, notes=emitter.notes,
+                           timings=timings)
+    native.options = options
+    return native
 
 
 def optimize(module: "llvm.ModuleRef", tm: "llvm.TargetMachine", level: int) -> None:
@@ -85,6 +88,8 @@ def optimize(module: "llvm.ModuleRef", tm: "llvm.TargetMachine", level: int) -> 
 class NativeProgram:
     """A compiled Program: `run(inputs) -> outputs`; `.llvm_ir` (as emitted), `.optimized_ir`
     (after LLVM's pipeline), `.asm`; `.notes` says which loops stayed scalar and why."""
+
+    options = CodegenOptions()       # what compile_program was given
 
     def __init__(self, program: Program, layout: BufferLayout, engine, context, address: int,
                  target: HostTarget, *, llvm_ir: str, optimized_ir: str, notes: list,
@@ -166,7 +171,7 @@ class NativeProgram:
         key = tuple(a.shape for a in arrays)
         plan = self._plans.get(key)
         if plan is None:
-            plan = _RunPlan(self.program, self.layout, arrays)
+            plan = _RunPlan(self.program, self.layout, arrays, self.options.poison_dead)
             if len(self._plans) > 64:
                 self._plans.clear()
             self._plans[key] = plan
@@ -176,7 +181,8 @@ class NativeProgram:
 class _RunPlan:
     """What one set of input shapes binds: symbolic sizes, output shapes, arena offsets."""
 
-    def __init__(self, program: Program, layout: BufferLayout, arrays: list):
+    def __init__(self, program: Program, layout: BufferLayout, arrays: list,
+                 poison: bool = False):
         by_name = {b.name: a for b, a in zip(layout.inputs, arrays)}
         sizes = {}
         for name, (buf, axis) in program.sizes.items():
@@ -189,14 +195,11 @@ class _RunPlan:
                 raise ShapeMismatchError(f"input {b.name} has shape {tuple(a.shape)}, expected "
                                          f"{expected} (sizes {sizes})")
         self.output_shapes = [tuple(mem.index_value(d) for d in b.shape) for b in layout.outputs]
-        offsets, total = [], 0
-        for t in layout.temps:
-            count = int(np.prod([mem.index_value(d) for d in t.shape], dtype=np.int64))
-            offsets.append(total)
-            total += -(-count * t.dtype.itemsize // ARENA_ALIGN) * ARENA_ALIGN
-        self.arena_bytes = total
-        self.sizes = np.array([sizes[n] for n in layout.size_names] + offsets + [0],
-                              dtype=np.int64)
+        self.memory = layout.memory.plan(sizes)
+        self.arena_bytes = self.memory.arena_bytes
+        poisoner = [ctypes.cast(self.memory.poisoner, ctypes.c_void_p).value] if poison else []
+        self.sizes = np.array([sizes[n] for n in layout.size_names] + self.memory.offsets
+                              + poisoner + [0], dtype=np.int64)
         self.sizes_table = self.sizes.ctypes.data
 
 

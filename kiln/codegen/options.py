@@ -22,6 +22,9 @@ class CodegenOptions:
     # Override the host CPU name / feature string (for testing other targets' code paths).
     cpu: str | None = None
     features: str | None = None
+    # Debug: poison each arena region when its tensor dies (NaN / 0xA5 bytes), so a read of
+    # dead memory shows in the results (kiln/passes/plan_memory.py).
+    poison_dead: bool = False
 
 
 class CodegenError(KilnError):

@@ -1,0 +1,217 @@
+"""plan_memory: live tensors never overlap in the arena (random lifetimes and the lowered model
+suite), the textbook cases, native code with the planned arena (and in poison mode) matches the
+interpreter on the suite, and the arena stays within 1.15x of the lower bound there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.models import SUITE, example_inputs
+from kiln.codegen import compile_program
+from kiln.codegen.options import CodegenOptions
+from kiln.ir import GraphBuilder, tensor
+from kiln.ir.dtypes import DType
+from kiln.ir.interpreter import interpret
+from kiln.lowering import lower_graph
+from kiln.loops.buffer import BufferKind
+from kiln.memory.arena import (ALGORITHMS, Block, best_plan, conflicts, greedy_by_size,
+                               lower_bound, reuse_same_size)
+from kiln.passes.plan_memory import MemoryPlan, MemoryProblem, memory_stats, poison
+from kiln.runtime.compiled_model import name_unknown_dims
+
+f32 = DType.float32
+SMALL = {"mlp": lambda: SUITE["mlp"](sizes=(13, 11, 7, 5)),
+         "resnet18": lambda: SUITE["resnet18"](image=16, classes=10),
+         "bert": lambda: SUITE["bert"](layers=1, d=16, heads=2, vocab=1000, max_seq=16),
+         "gpt2": lambda: SUITE["gpt2"](layers=1, d=16, heads=2, vocab=1000, max_seq=16)}
+_lowered: dict = {}
+
+
+def lowered(name):
+    if name not in _lowered:
+        graph = SMALL[name]()
+        name_unknown_dims(graph)
+        _lowered[name] = graph, lower_graph(graph)
+    return _lowered[name]
+
+
+# --- the algorithms on random lifetimes -----------------------------------------------------
+
+blocks_strategy = st.lists(
+    st.builds(lambda size, start, length: Block(size * 64, start, start + length),
+              st.integers(0, 8), st.integers(0, 20), st.integers(0, 6)),
+    max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(blocks_strategy)
+def test_live_blocks_never_overlap(blocks):
+    bound = lower_bound(blocks)
+    for algorithm in ALGORITHMS:
+        plan = algorithm(blocks)
+        assert conflicts(blocks, plan.offsets) == []
+        assert all(o + b.size <= plan.size for o, b in zip(plan.offsets, blocks))
+        assert plan.size >= bound
+    assert best_plan(blocks).size == min(a(blocks).size for a in ALGORITHMS)
+
+
+def test_lower_bound_is_the_peak_of_live_bytes():
+    blocks = [Block(64, 0, 1), Block(128, 1, 2), Block(256, 3, 3)]
+    assert lower_bound(blocks) == 256
+    assert lower_bound(blocks[:2]) == 192
+
+
+def test_conflicts_finds_an_overlap():
+    assert conflicts([Block(64, 0, 2), Block(64, 1, 3)], [0, 32]) == [(0, 1)]
+    assert conflicts([Block(64, 0, 1), Block(64, 2, 3)], [0, 0]) == []
+
+
+def test_same_size_disjoint_lifetimes_share_one_buffer():
+    blocks = [Block(256, 0, 1), Block(256, 2, 3)]
+    for algorithm in (reuse_same_size, greedy_by_size):
+        plan = algorithm(blocks)
+        assert plan.offsets[0] == plan.offsets[1] and plan.size == 256
+
+
+def test_free_list_reuses_only_same_size_blocks():
+    plan = reuse_same_size([Block(256, 0, 1), Block(128, 2, 3)])
+    assert plan.size == 384                      # a 128-byte block does not reuse 256 bytes
+    assert greedy_by_size([Block(256, 0, 1), Block(128, 2, 3)]).size == 256
+
+
+# --- the textbook cases on lowered graphs ---------------------------------------------------
+
+def test_shared_input_is_not_written_over():
+    """B feeds C and F: C's kernel must not write over B (F still reads it); F's may."""
+    b = GraphBuilder("textbook")
+    x = b.input("x", tensor(f32, 3, 5))
+    B = b.Exp(x)
+    C = b.Neg(B)
+    F = b.Abs(B)
+    b.output(b.Add(C, F))
+    program = lower_graph(b.graph)
+    memory = MemoryProblem(program)
+    by_kernel = {k.name: k.stores()[0].buffer.root for k in program.kernels}
+    B_, C_, F_ = by_kernel["exp"], by_kernel["neg"], by_kernel["abs"]
+    assert (C_, B_) not in memory.in_place_pairs()
+    assert (F_, B_) in memory.in_place_pairs()
+    plan = memory.plan()
+    offset = dict(zip(memory.temps, plan.offsets))
+    assert offset[F_] == offset[B_] and offset[C_] != offset[B_]
+    assert plan.arena_bytes == 2 * 64 and plan.naive_bytes == 3 * 64
+
+
+def test_matmul_chain_reuses_a_dead_buffer():
+    """a, b, c of one size; a dies when c is born: c gets a's memory (no in-place: matmul reads
+    many elements)."""
+    g = GraphBuilder("chain")
+    x = g.input("x", tensor(f32, 4, 4))
+    w = g.constant(np.eye(4, dtype=np.float32), "w")
+    a = g.MatMul(x, w)
+    bb = g.MatMul(a, w)
+    c = g.MatMul(bb, w)
+    g.output(g.MatMul(c, w))
+    program = lower_graph(g.graph)
+    memory = MemoryProblem(program)
+    assert memory.in_place_pairs() == []
+    plan = memory.plan()
+    assert plan.offsets[0] == plan.offsets[2] != plan.offsets[1]
+    assert plan.arena_bytes == plan.lower_bound_bytes == 128
+
+
+def test_reduction_input_is_not_written_over():
+    g = GraphBuilder("reduce")
+    x = g.input("x", tensor(f32, 4, 4))
+    e = g.Exp(x)
+    t = g.Transpose(g.Exp(e), perm=[1, 0])
+    g.output(g.Neg(g.Exp(t)))
+    memory = MemoryProblem(lower_graph(g.graph))
+    for out, src in memory.in_place_pairs():
+        assert out.shape == src.shape
+    # exp(e) may write over e; exp of the transpose reads it at another address: not in place
+    names = {(o.name, s.name) for o, s in memory.in_place_pairs()}
+    assert not any(o.startswith("exp") and s == "exp_1" for o, s in names if o != "exp_1")
+
+
+def test_plans_are_cached_per_binding():
+    _, program = lowered("mlp")
+    memory = MemoryProblem(program)
+    assert memory.plan({"batch": 3}) is memory.plan({"batch": 3})
+    assert memory.plan({"batch": 3}) is not memory.plan({"batch": 4})
+    assert memory.plan({"batch": 8}).arena_bytes > memory.plan({"batch": 1}).arena_bytes
+
+
+# --- the lowered model suite ------------------------------------------------------------------
+
+def _kernel_temp_roots(kernel):
+    from kiln.codegen.emit_program import buffers_used, roots_of
+    return [r for r in roots_of(buffers_used(kernel.body)) if r.kind is BufferKind.TEMP]
+
+
+@pytest.mark.parametrize("name", SMALL)
+@settings(max_examples=5, deadline=None)
+@given(batch=st.integers(1, 5), seq=st.integers(1, 16))
+def test_suite_live_tensors_never_overlap(name, batch, seq):
+    _, program = lowered(name)
+    memory = MemoryProblem(program)
+    plan = memory.plan({"batch": batch, "seq": seq}) if "seq" in program.sizes else \
+        memory.plan({"batch": batch})
+    where = {t: (o, o + n) for t, o, n in zip(memory.temps, plan.offsets, plan.nbytes)}
+    alive = {}
+    for k, kernel in enumerate(program.kernels):
+        for r in _kernel_temp_roots(kernel):
+            alive.setdefault(r, [k, k])[1] = k
+    assert plan.arena_bytes <= plan.naive_bytes
+    temps = list(alive)
+    for i, a in enumerate(temps):
+        for b in temps[i + 1:]:
+            (a0, a1), (b0, b1) = alive[a], alive[b]
+            if a0 <= b1 and b0 <= a1 and memory.alias_root(a) is not memory.alias_root(b):
+                assert where[a][1] <= where[b][0] or where[b][1] <= where[a][0], (a, b)
+    for kernel in program.kernels:        # within a kernel, only in-place pairs share memory
+        roots = _kernel_temp_roots(kernel)
+        for i, a in enumerate(roots):
+            for b in roots[i + 1:]:
+                if where[a][0] < where[b][1] and where[b][0] < where[a][1]:
+                    assert (a, b) in memory.in_place_pairs() or (b, a) in memory.in_place_pairs()
+    for out, src in memory.in_place_pairs():
+        assert alive[src][1] == alive[out][0]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_suite_arena_is_near_the_lower_bound(name):
+    _, program = lowered(name)
+    stats = memory_stats(program, {"batch": 2, "seq": 16})
+    assert stats["lower_bound_bytes"] <= stats["arena_bytes"] <= 1.15 * stats["lower_bound_bytes"]
+    assert stats["arena_bytes"] < stats["naive_bytes"]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_suite_native_matches_interpreter_with_planned_arena(name, monkeypatch):
+    graph, program = lowered(name)
+    feeds = example_inputs(graph, batch=2, seq=7)
+    want = interpret(graph, feeds)
+    calls = []
+    original = MemoryPlan._poison
+    monkeypatch.setattr(MemoryPlan, "_poison",
+                        lambda self, k, arena, sizes: (calls.append(k), original(self, k, arena,
+                                                                                sizes)))
+    for poisoned in (False, True):
+        native = compile_program(program, CodegenOptions(poison_dead=poisoned))
+        got = native.run(feeds)
+        for w, g in zip(want, got):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+        native.close()
+    assert calls == list(range(-1, len(program.kernels)))
+
+
+def test_poison_fills_nan_or_a_byte_pattern():
+    for dtype, check in ((DType.float32, lambda a: np.isnan(a.view(np.float32)).all()),
+                         (DType.float16, lambda a: np.isnan(a.view(np.float16)).all()),
+                         (DType.int32, lambda a: (a == 0xA5).all())):
+        a = np.zeros(64, np.uint8)
+        poison(a.ctypes.data, 64, dtype)
+        assert check(a)
