@@ -40,7 +40,7 @@ class CallPlan:
     """What one set of input shapes binds: the ABI's sizes table (symbolic sizes, then each
     temporary's byte offset in the arena), the output shapes and the arena size."""
 
-    def __init__(self, program: Program, layout, shapes: tuple):
+    def __init__(self, program: Program, layout, shapes: tuple, poison: bool = False):
         by_name = {b.name: s for b, s in zip(layout.inputs, shapes)}
         sizes = {name: int(by_name[buf.name][axis])
                  for name, (buf, axis) in program.sizes.items()}
@@ -52,14 +52,12 @@ class CallPlan:
                                          f"compiled program expects {want} (sizes {sizes})")
         self.output_shapes = [tuple(mem.index_value(d) for d in b.shape) for b in layout.outputs]
         self.output_dtypes = [b.dtype.np for b in layout.outputs]
-        offsets, total = [], 0
-        for t in layout.temps:
-            count = int(np.prod([mem.index_value(d) for d in t.shape], dtype=np.int64))
-            offsets.append(total)
-            total += -(-count * t.dtype.itemsize // ARENA_ALIGN) * ARENA_ALIGN
-        self.arena_bytes = total
-        self.sizes = np.array([sizes[n] for n in layout.size_names] + offsets + [0],
-                              dtype=np.int64)
+        # offsets from the memory plan (kiln/passes/plan_memory.py), made once per binding
+        self.memory = layout.memory.plan(sizes)
+        self.arena_bytes = self.memory.arena_bytes
+        poisoner = [ctypes.cast(self.memory.poisoner, ctypes.c_void_p).value] if poison else []
+        self.sizes = np.array([sizes[n] for n in layout.size_names] + self.memory.offsets
+                              + poisoner + [0], dtype=np.int64)
         self.sizes_ptr = self.sizes.ctypes.data
 
 
@@ -86,7 +84,8 @@ class NativeEntry:
     def plan(self, shapes: tuple) -> CallPlan:
         plan = self._plans.get(shapes)
         if plan is None:
-            plan = CallPlan(self.program, self.layout, shapes)
+            plan = CallPlan(self.program, self.layout, shapes,
+                            getattr(getattr(self.native, "options", None), "poison_dead", False))
             if len(self._plans) >= MAX_PLANS:
                 self._plans.clear()
             self._plans[shapes] = plan

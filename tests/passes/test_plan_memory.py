@@ -215,3 +215,21 @@ def test_poison_fills_nan_or_a_byte_pattern():
         a = np.zeros(64, np.uint8)
         poison(a.ctypes.data, 64, dtype)
         assert check(a)
+
+
+@pytest.mark.parametrize("poisoned", [False, True])
+def test_compiled_model_reuses_one_planned_arena(poisoned):
+    from kiln.runtime.compiled_model import compile_graph
+    graph, _ = lowered("bert")
+    with compile_graph(graph, CodegenOptions(poison_dead=poisoned)) as model:
+        entry = model._entry
+        for seq in (7, 3, 7):
+            feeds = example_inputs(graph, batch=2, seq=seq)
+            for want, got in zip(interpret(graph, feeds), model(feeds)):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+            plan = entry.plan(tuple(feeds[n].shape for n in model.input_names))
+            assert plan.memory is model.native.layout.memory.plan({"batch": 2, "seq": seq})
+            assert plan.memory.arena_bytes < plan.memory.naive_bytes
+        arena = entry._arena
+        model(example_inputs(graph, batch=2, seq=5))
+        assert entry._arena is arena          # allocated once, for the largest plan run
