@@ -5,6 +5,7 @@
     kiln run model.onnx --backend interpreter run it with the reference interpreter
     kiln opt model.onnx -O2 --stats           optimize: print the IR and what each pass did
     kiln compile model.onnx --emit loops      compile; print the graph, loop, LLVM IR or assembly
+    kiln compile model.onnx --stats           ... and the memory plan (arena vs naive vs bound)
     kiln bench [model.onnx]                   interpreter vs native latency (no model: the cost
                                               of one call, on a model doing one tiny Add)
 
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("-O", dest="level", type=int, choices=[0, 1, 2, 3], default=2,
                       help="graph optimization level (default 2); LLVM always runs at -O3")
     comp.add_argument("-o", "--output", help="write the printed form to this file")
+    comp.add_argument("--stats", action="store_true",
+                      help="print the memory plan: arena, naive sum and lower bound in bytes")
+    comp.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                      help="size of a symbolic dimension for --stats (default 1)")
     comp.set_defaults(func=cmd_compile)
 
     bench = sub.add_parser("bench", help="time the interpreter and native code on a model")
@@ -176,6 +181,8 @@ def cmd_compile(args) -> int:
         return _emit(print_program(lower_graph(graph)), args.output)
     from .runtime import compile_graph
     model = compile_graph(graph)
+    if args.emit and args.stats:
+        _print_memory_stats(model.program, args, sys.stderr)
     if args.emit == "llvm":
         return _emit(model.llvm_ir, args.output)
     if args.emit == "llvm-opt":
@@ -188,8 +195,20 @@ def cmd_compile(args) -> int:
     print(f"  graph: {len(graph.nodes)} nodes; loops: {len(model.program.kernels)} kernels; "
           f"LLVM IR: {model.llvm_ir.count(chr(10))} lines")
     print(f"  {model!r}")
+    if args.stats:
+        _print_memory_stats(model.program, args, sys.stdout)
     print("  print a stage with --emit " + "|".join(EMITS))
     return 0
+
+
+def _print_memory_stats(program, args, stream) -> None:
+    from .passes.plan_memory import memory_stats
+    dims = _dims(args)
+    s = memory_stats(program, dims)
+    bound = ", ".join(f"{n}={dims.get(n, 1)}" for n in program.sizes) or "static"
+    print(f"  memory ({bound}): arena {s['arena_bytes']:,} B ({s['algorithm']}), "
+          f"naive {s['naive_bytes']:,} B, lower bound {s['lower_bound_bytes']:,} B; "
+          f"{s['temps']} intermediates, {s['in_place']} written in place", file=stream)
 
 
 def _emit(text: str, output: str | None) -> int:

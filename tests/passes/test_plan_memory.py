@@ -233,3 +233,18 @@ def test_compiled_model_reuses_one_planned_arena(poisoned):
         arena = entry._arena
         model(example_inputs(graph, batch=2, seq=5))
         assert entry._arena is arena          # allocated once, for the largest plan run
+
+
+def test_cli_compile_prints_memory_stats(tmp_path, capsys):
+    import onnx
+
+    from kiln.cli import main
+    from kiln.frontends.onnx import export_model
+    path = tmp_path / "mlp.onnx"
+    onnx.save(export_model(SMALL["mlp"]()), str(path))
+    assert main(["compile", str(path), "-O0", "--stats", "--dim", "batch=3"]) == 0
+    out = capsys.readouterr().out
+    _, program = lowered("mlp")
+    s = memory_stats(program, {"batch": 3})
+    assert (f"memory (batch=3): arena {s['arena_bytes']:,} B" in out
+            and f"naive {s['naive_bytes']:,} B, lower bound {s['lower_bound_bytes']:,} B" in out)
