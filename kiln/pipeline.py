@@ -22,6 +22,7 @@ from .passes.eliminate_dead_code import EliminateDeadCode
 from .passes.fold_batchnorm import FoldBatchNorm
 from .passes.fold_constants import FoldConstants
 from .passes.fuse import Fuse
+from .passes.fuse_horizontal import FuseHorizontal
 from .passes.simplify import Simplify
 
 
@@ -35,6 +36,10 @@ def pipeline(level: int) -> list[Pass]:
         FoldConstants(),
         FixedPoint((EliminateCommonSubexpressions(), Simplify(), FoldConstants())),
         FoldBatchNorm(),
+        # after CSE/simplify (siblings then read one Value, biases are plain Adds of constants),
+        # before DCE (which drops the weights it replaced) and Fuse (which gives the merged
+        # product its bias epilogue and leaves the Split a view)
+        FuseHorizontal(),
         EliminateDeadCode(),
         Fuse(),
         # slots: transform_layout -> plan_memory
@@ -43,5 +48,5 @@ def pipeline(level: int) -> list[Pass]:
 
 ALL_PASSES: dict[str, type[Pass]] = {
     p.name: p for p in (FoldConstants, EliminateCommonSubexpressions, Simplify, FoldBatchNorm,
-                        EliminateDeadCode, Fuse)
+                        FuseHorizontal, EliminateDeadCode, Fuse)
 }
