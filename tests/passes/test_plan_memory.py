@@ -248,3 +248,29 @@ def test_cli_compile_prints_memory_stats(tmp_path, capsys):
     s = memory_stats(program, {"batch": 3})
     assert (f"memory (batch=3): arena {s['arena_bytes']:,} B" in out
             and f"naive {s['naive_bytes']:,} B, lower bound {s['lower_bound_bytes']:,} B" in out)
+
+
+def test_poison_mode_shows_a_read_of_dead_memory(monkeypatch):
+    """A plan that (wrongly) lets B die before its last reader: in poison mode the reader sees
+    NaN; with the right plan the results are exact."""
+    g = GraphBuilder("dead_read")
+    x = g.input("x", tensor(f32, 4, 4))
+    B = g.Exp(x)
+    g.output(g.Add(g.Neg(B), g.MatMul(B, g.constant(np.eye(4, dtype=np.float32), "w"))))
+    program = lower_graph(g.graph)
+    feeds = {"x": np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)}
+    want = interpret(g.graph, feeds)[0]
+    native = compile_program(program, CodegenOptions(poison_dead=True))
+    np.testing.assert_allclose(native.run(feeds)[0], want, rtol=1e-6)
+    native.close()
+    original = MemoryProblem.__init__
+
+    def dies_early(self, program, temps=None):
+        original(self, program, temps)
+        b = next(t for t in self.temps if self.life[t].first == 0)
+        self.life[b].last = 1                 # as if the neg kernel were B's last reader
+
+    monkeypatch.setattr(MemoryProblem, "__init__", dies_early)
+    native = compile_program(program, CodegenOptions(poison_dead=True))
+    assert np.isnan(native.run(feeds)[0]).any()
+    native.close()
