@@ -129,13 +129,14 @@ def cmd_run(args) -> int:
     if unknown:
         raise InputNameError(f"unknown input(s) {unknown}", hint=f"the model's inputs are {names}")
     feeds = random_feeds(graph, given, _dims(args), args.seed)
+    output_names = [v.name for v in graph.outputs]      # as the model names them
     if args.backend == "interpreter":
         from .ir.interpreter import interpret
         outputs = interpret(graph, feeds)
     else:
         outputs = _compile_native(graph, args.level).run(feeds)
-    for v, x in zip(graph.outputs, outputs):
-        print(f"{v.name}: {summarize(x)}")
+    for name, x in zip(output_names, outputs):
+        print(f"{name}: {summarize(x)}")
     return 0
 
 

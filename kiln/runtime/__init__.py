@@ -9,6 +9,7 @@ compiled_model.py  CompiledModel (checks inputs, calls the entry, owns the machi
                    import and the graph passes in front of it.
 native_entry.py    the hot path: per input-shape CallPlans, pointer tables, the arena.
 specialize.py      the ONNX backend's way to run graphs whose shapes depend on input values.
+benchmark.py       median latencies and the cost of one call (`kiln bench`, `make demo`).
 """
 
 from .compiled_model import CompiledModel, compile_graph
