@@ -324,3 +324,27 @@ def _count(b: Buffer, mem: Memory) -> int:
 
 def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
+
+
+def reorder_kernels(program: Program, sizes: Mapping[str, int] | None = None) -> Program:
+    """`program` with its independent kernels reordered to need a smaller arena (judged at
+    `sizes`, symbolic sizes not given taken as 1), or `program` itself when no order found by
+    `kiln.memory.reorder` is smaller. Kernels keep their order wherever they share a buffer
+    that one of them writes."""
+    from dataclasses import replace
+
+    from ..memory.reorder import order_for_memory
+    bound = {name: 1 for name in program.sizes}
+    bound.update(sizes or {})
+    accesses = [_accesses(k.body)[:2] for k in program.kernels]
+    before = MemoryProblem(program)
+    mem = Memory(bound)
+    nbytes = {t: _aligned(_count(t, mem) * t.dtype.itemsize) for t in before.temps}
+    order = order_for_memory([(set(r), set(w)) for r, w in accesses], nbytes)
+    if order == list(range(len(program.kernels))):
+        return program
+    candidate = replace(program, kernels=[program.kernels[k] for k in order])
+    if MemoryProblem(candidate, before.temps).plan(bound).arena_bytes < \
+            before.plan(bound).arena_bytes:
+        return candidate
+    return program
