@@ -10,9 +10,11 @@ output (the convention of the interpreter and of ONNX Runtime), so `(y,) = model
 Before native code runs, the inputs are checked against the graph's declared input types with
 `kiln.ir.signature.bind_inputs` (names, dtypes, static dims, symbolic dims bound consistently):
 a wrong input raises InputNameError, DTypeMismatchError or ShapeMismatchError, never reaches
-the machine code. The check's verdict depends only on each array's dtype and shape, so it is
-made once per distinct (dtype, shape) signature; a model compiled for a symbolic batch runs any
-batch size without recompiling (each new size only plans its memory).
+the machine code; shapes that fit the declared types but not the ops (two symbolic dims a
+MatMul needs equal) raise ShapeMismatchError too (shape_check.py). The checks' verdict depends
+only on each array's dtype and shape, so they run once per distinct (dtype, shape) signature;
+a model compiled for a symbolic batch runs any batch size without recompiling (each new size
+is checked and plans its memory once).
 
 The machine code lives as long as the CompiledModel: `close()`, or the CompiledModel becoming
 garbage, releases it. The release is a `weakref.finalize`: it runs before any `__del__` even when
@@ -33,6 +35,7 @@ from ..ir.graph import Graph
 from ..ir.signature import bind_inputs
 from ..ir.types import TensorType
 from .native_entry import NativeEntry
+from .shape_check import check_shapes
 
 
 class CompiledModel:
@@ -84,9 +87,11 @@ class CompiledModel:
         return self._entry.call(plan, values)
 
     def _accept(self, feeds) -> tuple[list, Any]:
-        """Check feeds whose (dtype, shape) signature is new with bind_inputs (raises on a wrong
-        input); plan their memory; remember the signature. Returns (arrays, plan)."""
+        """Check feeds whose (dtype, shape) signature is new with bind_inputs and check_shapes
+        (raises on a wrong input); plan their memory; remember the signature.
+        Returns (arrays, plan)."""
         values, _ = bind_inputs(self.graph.inputs, feeds)
+        check_shapes(self.graph, values)
         plan = self._entry.plan(tuple(x.shape for x in values))
         if len(self._plans) >= 256:
             self._plans.clear()

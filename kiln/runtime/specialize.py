@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import LoweringError
 from ..ir.graph import Graph, Node
+from ..ir.infer import infer_node
 from ..ir.parser import parse_graph
 from ..ir.printer import collect_weights, print_graph
 from ..ir.signature import bind_inputs
@@ -40,7 +41,10 @@ def copy_graph(graph: Graph) -> Graph:
 
 
 def fix_inputs(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
-    """A copy of `graph` in which the inputs named in `values` are constants holding them."""
+    """A copy of `graph` in which the inputs named in `values` are constants holding them, and
+    whose node types are inferred again with those values known: values that do not fit the
+    graph (a Reshape to a different element count) raise TypeInferenceError here, before
+    lowering could build loops from them."""
     g = copy_graph(graph)
     for v in list(g.inputs):
         if v.name in values:
@@ -49,6 +53,10 @@ def fix_inputs(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
             v.data = data
             v.type = TensorType(v.type.dtype, tuple(data.shape))
             g.constants.append(v)
+    for node in g.nodes:
+        for v, t in zip(node.outputs, infer_node(node)):
+            if v is not None:
+                v.type = t
     return g
 
 

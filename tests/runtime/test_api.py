@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import kiln
-from kiln.errors import LoweringError, ModelLoadError
+from kiln.errors import LoweringError, ModelLoadError, TypeInferenceError
 from kiln.examples import small_cnn
 from kiln.frontends.onnx import KilnBackend, export_model
 from kiln.ir import GraphBuilder, tensor
@@ -119,6 +119,9 @@ def test_backend_specializes_shape_deciding_inputs_per_fed_values():
     assert len(ex._variants) == 3                   # [6, 4] compiled once, reused
     for variant in ex._variants.values():          # 'shape' became a constant
         assert [v.name for v in variant.graph.inputs] == ["data"]
+    for bad in ([5, 5], [100, 100]):                # caught before any loop reads out of bounds
+        with pytest.raises(TypeInferenceError, match="cannot reshape"):
+            rep.run([data, np.array(bad, np.int64)])
 
 
 def test_backend_runs_plain_graphs_natively():

@@ -262,3 +262,23 @@ def test_unknown_input_dims_are_named_and_run_at_any_size():
         for n in (2, 5):
             f = {"x": np.linspace(-1, 1, 3 * n, dtype=np.float32).reshape(n, 3)}
             check(m(**f), g, f)
+
+
+def test_shapes_the_ops_reject_raise_before_native_code():
+    """Symbolic dims with different names pass the declared types; the ops still need them
+    to agree (reading b past its end otherwise)."""
+    b = GraphBuilder("mm")
+    x = b.input("a", tensor(DType.float32, "n", "k"))
+    y = b.input("b", tensor(DType.float32, "j", "m"))
+    w = b.input("w", tensor(DType.float32, "p"))
+    b.output(b.Add(b.MatMul(x, y), w, outputs=["z"]))
+    with compile_graph(b.graph) as m:
+        good = m(np.ones((2, 3), np.float32), np.ones((3, 4), np.float32),
+                 np.zeros(4, np.float32))
+        np.testing.assert_array_equal(good[0], np.full((2, 4), 3.0, np.float32))
+        with pytest.raises(ShapeMismatchError, match="MatMul node: inner dimensions differ"):
+            m(np.ones((2, 1000), np.float32), np.ones((3, 4), np.float32),
+              np.zeros(4, np.float32))
+        with pytest.raises(ShapeMismatchError, match="Add node"):
+            m(np.ones((2, 3), np.float32), np.ones((3, 4), np.float32),
+              np.zeros(5, np.float32))
