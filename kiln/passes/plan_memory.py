@@ -102,7 +102,7 @@ class MemoryProblem:
                     or src.first >= k or src.needs_zero or root in self._alias.values()
                     or not _same_bytes(root, out)):
                 continue
-            if reads[root] != sum(1 for l in value_loads if l.buffer.root is root):
+            if reads[root]:
                 continue              # read outside the stored value (a Local, a loop bound)
             if all(_address(l.buffer, l.index) == target
                    for l in value_loads if l.buffer.root is root):
@@ -239,27 +239,28 @@ def _temp_roots(program: Program, accesses) -> list:
 
 
 def _accesses(body) -> tuple:
-    """(reads: root -> number of Loads, writes: roots stored, stores: Store statements)."""
+    """(reads: roots loaded -> True when loaded anywhere but in a stored value (a Local, an
+    index, a loop bound, a condition), writes: roots stored, stores: Store statements)."""
     reads: dict = {}
     writes: dict = {}
     stores: list = []
     seen: set = set()
 
-    def expr(e):
-        if id(e) in seen:
+    def expr(e, side=True):
+        if (id(e), side) in seen:
             return
-        seen.add(id(e))
+        seen.add((id(e), side))
         if isinstance(e, Load):
-            reads[e.buffer.root] = reads.get(e.buffer.root, 0) + 1
+            reads[e.buffer.root] = reads.get(e.buffer.root, False) or side
         for c in children(e):
-            expr(c)
+            expr(c, side)
 
     def walk(ss):
         for s in ss:
             if isinstance(s, Store):
                 stores.append(s)
                 writes.setdefault(s.buffer.root, None)
-                expr(s.value)
+                expr(s.value, side=False)
                 for i in s.index:
                     expr(i)
             elif isinstance(s, Local):
@@ -280,7 +281,7 @@ def _accesses(body) -> tuple:
 
 
 def _loads(e) -> list:
-    """Every Load in `e`, counted the way `_accesses` counts them (shared nodes once)."""
+    """Every Load in `e` (a node shared within `e` once)."""
     out, seen = [], set()
 
     def visit(x):
