@@ -16,9 +16,11 @@ CompiledModel, ~0.5 us of it the bare ctypes call: `kiln bench`).
 Memory: the entry owns one arena, grown to the largest plan it has run and zeroed before each
 call, as the Loop IR interpreter's memory is (no kernel is known to need it: the ONNX
 conformance cases give the same results on arenas and outputs filled with garbage; it costs
-~0.6% of a small CNN's call). A call made while another thread is inside the same entry gets a
-private arena instead, so concurrent calls are safe (the thread pool serializes their parallel
-loops).
+~0.6% of a small CNN's call). A call made while another thread is inside the same entry uses
+its own thread's arena instead (made once, kept for that thread's later calls), so concurrent
+calls are safe (the thread pool serializes their parallel loops). Where each temporary lives in
+an arena is the memory plan's (kiln/passes/plan_memory.py): temporaries share memory when their
+lifetimes do not meet.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class NativeEntry:
         self._lock = threading.Lock()
         self._in_table, self._out_table = self._in_type(), self._out_type()
         self._arena = np.zeros(0, np.uint8)
+        self._local = threading.local()     # arenas of threads that find the entry busy
         self.calls = 0
 
     def plan(self, shapes: tuple) -> CallPlan:
@@ -123,25 +126,28 @@ class NativeEntry:
 
     def _arena_for(self, nbytes: int, owned: bool) -> tuple:
         """(the array to keep alive during the call, the aligned address of `nbytes` zeroed
-        bytes in it); the entry's own arena when `owned`, else a private one."""
+        bytes in it); the entry's own arena when `owned`, else the calling thread's own (kept
+        for its next call)."""
         if nbytes == 0:
             return None, 0
         if not owned:
-            arena = np.zeros(nbytes + ARENA_ALIGN, np.uint8)
+            arena = getattr(self._local, "arena", None)
+            if arena is None or arena.size < nbytes + ARENA_ALIGN:
+                arena = self._local.arena = np.zeros(nbytes + ARENA_ALIGN, np.uint8)
         else:
             if self._arena.size < nbytes + ARENA_ALIGN:
                 self._arena = np.zeros(nbytes + ARENA_ALIGN, np.uint8)
             arena = self._arena
         base = arena.ctypes.data
         start = -base % ARENA_ALIGN
-        if owned:
-            arena[start:start + nbytes].fill(0)
+        arena[start:start + nbytes].fill(0)
         return arena, base + start
 
     def close(self) -> None:
         self._function = None
         self._plans.clear()
         self._arena = np.zeros(0, np.uint8)
+        self._local = threading.local()
 
 
 _from_buffer = ctypes.c_char.from_buffer

@@ -305,3 +305,51 @@ def _loads_of(kernel):
     from kiln.passes.plan_memory import _loads
     from kiln.loops.stmt import walk
     return [l for s in walk(kernel.body) if hasattr(s, "value") for l in _loads(s.value)]
+
+
+def test_in_place_pair_shares_one_alias_scope():
+    """The kernel writing F over B: its loads of B and stores of F carry one alias scope and no
+    noalias (LLVM must not assume they are disjoint)."""
+    b = GraphBuilder("alias")
+    x = b.input("x", tensor(f32, 3, 5))
+    B = b.Exp(x)
+    b.output(b.Add(b.Neg(B), b.Abs(B)))
+    program = lower_graph(b.graph)
+    k = next(i for i, kernel in enumerate(program.kernels) if kernel.name == "abs")
+    native = compile_program(program)
+    text = native.llvm_ir
+    body = text[text.index(f'define internal void @"k{k}.abs"'):]
+    body = body[:body.index("\n}\n")]
+    accesses = [line for line in body.splitlines() if "alias.scope" in line]
+    assert len(accesses) >= 2 and "noalias" not in body
+    assert len({line.rsplit("!alias.scope", 1)[1] for line in accesses}) == 1
+    x_ = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(native.run({"x": x_})[0], -np.exp(x_) + np.abs(np.exp(x_)),
+                               rtol=1e-6)
+    native.close()
+
+
+def test_threads_that_find_the_model_busy_keep_their_own_arena():
+    import threading
+
+    from kiln.runtime.compiled_model import compile_graph
+    graph, _ = lowered("mlp")
+    feeds = example_inputs(graph, batch=3)
+    (want,) = interpret(graph, feeds)
+    with compile_graph(graph) as model:
+        entry = model._entry
+        arenas, errors = [], []
+
+        def call():
+            try:
+                (got,) = model(feeds)
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+                arenas.append(getattr(entry._local, "arena", None))
+            except Exception as e:        # pragma: no cover - reported below
+                errors.append(e)
+
+        with entry._lock:                 # the entry is busy: every call uses its thread's arena
+            t = threading.Thread(target=lambda: [call(), call()])
+            t.start()
+            t.join()
+        assert not errors and arenas[0] is not None and arenas[0] is arenas[1]
