@@ -20,7 +20,8 @@ from typing import Callable
 
 from ..ir import ops
 from ..ir.dtypes import DType
-from ..loops.expr import Const, Expr, Reduce, Var
+from ..loops.buffer import BufferKind
+from ..loops.expr import Const, Expr, Load, Reduce, Var, children, simplify_index
 from ..loops.stmt import Local, Loop, LoopKind, Store
 from . import exprs as E
 from .reduce import count, into, kept_index, lowest, normalize_axis, outer_kinds, reduction, temp
@@ -78,22 +79,34 @@ def _as(e: Expr, dtype: DType) -> Expr:
 
 # A statistic of the row: (hint, combiner, init, term(index, locals so far) -> Expr,
 # finish(reduced value, locals so far) -> Expr). Each becomes a Local computed in turn; with
-# combiner None there is no reduction and finish gets None.
+# combiner None there is no reduction and finish gets None. `locals so far` also holds "x":
+# the function reading the input's element at a full index (the input's `at`, or the row cache).
 Stat = tuple
 
+ROW_CACHE_ELEMENTS = 4096     # a row up to this size (static) may be kept on the stack
 
-def row_write(shape, axes, stats: list, element: Callable) -> Callable:
-    """A `write` for a tensor of `shape` normalized over `axes`: one loop nest over the other
-    axes (the first big one PARALLEL); in its body each statistic is a Local (a Reduce over the
-    row of its term, then its finish), then a nest over `axes` stores element(index, locals).
-    The innermost store loop is VECTORIZED when the row is the buffer's contiguous tail."""
+
+def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
+    """A `write` for the normalization over `axes` of x: one loop nest over the other axes (the
+    first big one PARALLEL); in its body each statistic is a Local (a Reduce over the row of its
+    term, then its finish), then a nest over `axes` stores element(index, locals). The innermost
+    store loop is VECTORIZED when the row is the buffer's contiguous tail.
+
+    Every statistic and the store read the row again through x's `at`. When that is costly (it
+    holds a reduction: a fused matrix product feeding the normalization) and the row has a small
+    static size, the row is first computed once into a LOCAL buffer, and the passes read that."""
+    shape = x.shape
     rank = len(shape)
 
     def write(ctx, buffer):
         vars_ = ctx.index_vars(rank)
         outer = [d for d in range(rank) if d not in axes]
         body = []
-        values: dict = {}
+        values: dict = {"x": x.at}
+        cache = _row_cache(ctx, x, axes, vars_)
+        if cache is not None:
+            fill, values["x"] = cache
+            body += fill
         for hint, combiner, init, term, finish in stats:
             if combiner is None:
                 value = finish(None, values)
@@ -117,20 +130,78 @@ def row_write(shape, axes, stats: list, element: Callable) -> Callable:
             body.append(Local(local, value))
             values[hint] = local
         inner = [Store(buffer, tuple(vars_), element(tuple(vars_), values))]
-        last = rank - 1
-        for d in reversed(sorted(axes)):
-            kind, width = LoopKind.SERIAL, 0
-            n = shape[d]
-            if d == last and buffer.strides[-1] == Const(1) and \
-                    not (isinstance(n, Const) and n.value < MIN_VECTOR_TRIP):
-                kind, width = LoopKind.VECTORIZED, VECTOR_BYTES // max(buffer.dtype.itemsize, 4)
-            inner = [Loop(vars_[d], E.ZERO, n, inner, kind, width)]
-        body += inner
+        body += _row_nest(shape, axes, vars_, inner, buffer)
         kinds = outer_kinds([shape[d] for d in outer], shape)
         for d, kind in reversed(list(zip(outer, kinds))):
             body = [Loop(vars_[d], E.ZERO, shape[d], body, kind)]
         return body
     return write
+
+
+def _row_nest(shape, axes, vars_, inner: list, buffer) -> list:
+    """Loops over the row's axes around `inner` (stores into `buffer` at vars_)."""
+    last = len(shape) - 1
+    for d in reversed(sorted(axes)):
+        kind, width = LoopKind.SERIAL, 0
+        n = shape[d]
+        if d == last and buffer.strides[-1] == Const(1) and \
+                not (isinstance(n, Const) and n.value < MIN_VECTOR_TRIP):
+            kind, width = LoopKind.VECTORIZED, VECTOR_BYTES // max(buffer.dtype.itemsize, 4)
+        inner = [Loop(vars_[d], E.ZERO, n, inner, kind, width)]
+    return inner
+
+
+def _row_cache(ctx, x: Tensor, axes, vars_):
+    """(statements filling a LOCAL buffer with the row of x at vars_, the reader of it) when x's
+    element holds a reduction and the row is static and small; else None."""
+    dims = [x.shape[d] for d in sorted(axes)]
+    if not all(isinstance(n, Const) for n in dims):
+        return None
+    size = 1
+    for n in dims:
+        size *= n.value
+    if size > ROW_CACHE_ELEMENTS or not _has_reduce(x.at(tuple(vars_))):
+        return None
+    row = ctx.new_buffer("row", tuple(dims), x.dtype, BufferKind.LOCAL)
+    order = sorted(axes)
+    fill_vars = list(vars_)
+    for d in order:
+        fill_vars[d] = ctx.fresh_var("c")
+    store = Store(row, tuple(fill_vars[d] for d in order), x.at(tuple(fill_vars)))
+    fill = _row_nest(x.shape, order, fill_vars, [store], row)
+
+    def read(idx):
+        return Load(row, tuple(simplify_index(E.index(idx[d])) for d in order))
+    return fill, read
+
+
+ROW_NORMALIZATIONS = frozenset({ops.Softmax, ops.LogSoftmax, ops.LayerNormalization,
+                                ops.RMSNormalization})
+
+
+def caches_costly_rows(node) -> bool:
+    """Whether node is a row normalization whose one kernel keeps a costly row (a matrix
+    product's, say) on the stack instead of recomputing it per pass: its row has a static size
+    of at most ROW_CACHE_ELEMENTS and only its first output is used. Fusion uses this to let a
+    MatMul/Gemm group flow into it."""
+    if node.op not in ROW_NORMALIZATIONS or any(v is not None for v in node.outputs[1:]):
+        return False
+    t = node.inputs[0].type if node.inputs and node.inputs[0] is not None else None
+    shape = getattr(t, "shape", None)
+    if shape is None or not shape:
+        return False
+    axis = node.attr("axis") % len(shape)
+    row = shape[axis:axis + 1] if node.op in (ops.Softmax, ops.LogSoftmax) else shape[axis:]
+    if not all(isinstance(d, int) for d in row):
+        return False
+    size = 1
+    for d in row:
+        size *= d
+    return size <= ROW_CACHE_ELEMENTS
+
+
+def _has_reduce(e: Expr) -> bool:
+    return isinstance(e, Reduce) or any(_has_reduce(c) for c in children(e))
 
 
 def _keep(e, _values):
@@ -159,19 +230,19 @@ def lower_softmax(ctx, node, inputs):
             return narrow(_exp(shifted(idx)) / s.at(kept_index(idx, axes)), x.dtype)
 
         def element(idx, v):
-            return narrow(_exp(widen(x.at(idx)) - v["row_max"]) / v["row_sum"], x.dtype)
+            return narrow(_exp(widen(v["x"](idx)) - v["row_max"]) / v["row_sum"], x.dtype)
     else:
         def at(idx):
             return narrow(shifted(idx) - _log(s.at(kept_index(idx, axes))), x.dtype)
 
         def element(idx, v):
-            return narrow(widen(x.at(idx)) - v["row_max"] - v["log_sum"], x.dtype)
-    stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(x.at(idx)), _keep),
+            return narrow(widen(v["x"](idx)) - v["row_max"] - v["log_sum"], x.dtype)
+    stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(v["x"](idx)), _keep),
              ("row_sum", "add", E.const(0, dt),
-              lambda idx, v: _exp(widen(x.at(idx)) - v["row_max"]), _keep)]
+              lambda idx, v: _exp(widen(v["x"](idx)) - v["row_max"]), _keep)]
     if node.op is ops.LogSoftmax:
         stats.append(("log_sum", None, None, None, lambda e, v: _log(v["row_sum"])))
-    return [Tensor(x.shape, x.dtype, at, write=row_write(x.shape, axes, stats, element))]
+    return [Tensor(x.shape, x.dtype, at, write=row_write(x, axes, stats, element))]
 
 
 @register(ops.Hardmax)
@@ -227,12 +298,12 @@ def lower_layer_norm(ctx, node, inputs):
         t.at(idx), a.stash_type)) for t in (mean, inv)]
 
     def element(idx, v):
-        y = _as((_as(x.at(idx), stash) - v["mean"]) * v["inv_std"], dt) * \
+        y = _as((_as(v["x"](idx), stash) - v["mean"]) * v["inv_std"], dt) * \
             _broadcast_at(scale, x.shape, idx)
         if b is not None:
             y = y + _broadcast_at(b, x.shape, idx)
         return narrow(y, x.dtype)
-    write = row_write(x.shape, axes, _moment_stats(x, axes, stash, a.epsilon), element)
+    write = row_write(x, axes, _moment_stats(x, axes, stash, a.epsilon), element)
     return [Tensor(x.shape, x.dtype, at, write=write), *stats]
 
 
@@ -242,9 +313,9 @@ def _moment_stats(x: Tensor, axes, stash: DType, eps: float) -> list:
     n = count(x.shape, axes, stash)
 
     def deviation(idx, v):
-        d = _as(x.at(idx), stash) - v["mean"]
+        d = _as(v["x"](idx), stash) - v["mean"]
         return d * d
-    return [("mean", "add", E.const(0, stash), lambda idx, v: _as(x.at(idx), stash),
+    return [("mean", "add", E.const(0, stash), lambda idx, v: _as(v["x"](idx), stash),
              lambda e, v: e / n),
             ("inv_std", "add", E.const(0, stash), deviation,
              lambda e, v: _inv_sqrt(e / n, eps))]
@@ -268,13 +339,17 @@ def lower_rms_norm(ctx, node, inputs):
     out = scale.dtype
     dt = compute_dtype(out)
 
-    def normalized(idx, inv_rms):
-        return narrow(_as(_as(x.at(idx), stash) * inv_rms, dt) *
+    def normalized(x_at, idx, inv_rms):
+        return narrow(_as(_as(x_at(idx), stash) * inv_rms, dt) *
                       _broadcast_at(scale, x.shape, idx), out)
-    stats = [("inv_rms", "add", E.const(0, stash), lambda idx, v: square(idx),
+
+    def cached_square(idx, v):
+        e = _as(v["x"](idx), stash)
+        return e * e
+    stats = [("inv_rms", "add", E.const(0, stash), cached_square,
               lambda e, v: _inv_sqrt(e / n, a.epsilon))]
-    write = row_write(x.shape, axes, stats, lambda idx, v: normalized(idx, v["inv_rms"]))
-    return [Tensor(x.shape, out, lambda idx: normalized(idx, inv.at(kept_index(idx, axes))),
+    write = row_write(x, axes, stats, lambda idx, v: normalized(v["x"], idx, v["inv_rms"]))
+    return [Tensor(x.shape, out, lambda idx: normalized(x.at, idx, inv.at(kept_index(idx, axes))),
                    write=write)]
 
 

@@ -79,6 +79,7 @@ class _Groups:
 
 
 def partition(graph: Graph, max_size: int = 64) -> _Groups:
+    from ..lowering.normalization import caches_costly_rows
     pdom = PostDominators(graph)
     consumers: dict[int, list[Node]] = {id(n): [] for n in graph.nodes}
     producers = {id(v): n for n in graph.nodes for v in n.outputs if v is not None}
@@ -119,7 +120,10 @@ def partition(graph: Graph, max_size: int = 64) -> _Groups:
             if between is None:
                 continue
             if pattern == RANK[K.OUT_ELEMENTWISE_FUSABLE]:
-                ok = phase == 0 and all(kind(n) <= RANK[K.BROADCAST] for n in between + [sink])
+                # a row normalization that keeps the row on the stack may end the epilogue
+                ok = phase == 0 and k != RANK[K.REDUCTION] and \
+                    all(kind(n) <= RANK[K.BROADCAST] for n in between) and \
+                    (kind(sink) <= RANK[K.BROADCAST] or caches_costly_rows(sink))
             elif pattern <= RANK[K.BROADCAST]:
                 ok = phase == 1 and all(kind(n) <= RANK[K.INJECTIVE] for n in between) and \
                     kind(sink) in (0, 1, 2, RANK[K.REDUCTION])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kiln.ir.dtypes import DType
+from kiln.loops.expr import Const
 
 from .harness import check_op, rand
 
@@ -191,3 +192,52 @@ def test_fused_producers_compose_into_the_row_kernel(op, backend):
     program = check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
     assert len(program.kernels) == 1
     assert not [buf for buf in program.buffers if buf.kind is BufferKind.TEMP]
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "LayerNormalization",
+                                "RMSNormalization"])
+def test_matmul_fused_into_a_static_row_normalization_keeps_the_row_on_the_stack(op, backend):
+    """x·W + b (+ residual) -> op over a static row of 11: fusion makes it one group, and its
+    one kernel computes each row of the product once into a LOCAL buffer (not once per pass)."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.loops.buffer import BufferKind
+    from .harness import check_graph
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, "n", 7))
+    r = b.input("r", tensor(DType.float32, "n", 11))
+    h = b.Add(b.Add(b.MatMul(x, b.constant(rand((7, 11), seed=30), "w")),
+                    b.constant(rand((11,), seed=31), "bias")), r)
+    if op == "LayerNormalization":
+        h = b.LayerNormalization(h, b.constant(rand((11,), seed=32), "g"))
+    elif op == "RMSNormalization":
+        h = b.RMSNormalization(h, b.constant(rand((11,), seed=32), "g"))
+    else:
+        h = getattr(b, op)(h, axis=1)
+    b.output(h)
+    graph = _fused(b.graph)
+    assert [n.op.name for n in graph.nodes] == ["Fused"]
+    feeds = {"x": rand((5, 7), seed=33), "r": rand((5, 11), seed=34)}
+    program = check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
+    assert len(program.kernels) == 1
+    assert [buf.shape for buf in program.buffers if buf.kind is BufferKind.LOCAL] == [(Const(11),)]
+    from kiln.loops.expr import Reduce, children
+    from kiln.loops.stmt import Local, Store, walk
+
+    def reduces(e):
+        return ([e] if isinstance(e, Reduce) else []) + [r for c in children(e)
+                                                        for r in reduces(c)]
+    found = [r for s in walk(program.kernels[0].body) if isinstance(s, (Local, Store))
+             for r in reduces(s.value if isinstance(s, Store) else s.init)]
+    products = [e for e in found if len(e.axes) == 1 and e.axes[0][2] == Const(7)]
+    assert len(products) == 1          # the product is computed in one place: the row fill
+
+
+def test_matmul_is_not_fused_into_a_symbolic_or_large_row():
+    from kiln.ir import GraphBuilder, tensor
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, 3, 7))
+    y = b.input("y", tensor(DType.float32, 7, "m"))
+    b.output(b.Softmax(b.MatMul(x, y), axis=1),
+             b.Softmax(b.MatMul(x, b.constant(rand((7, 5000), seed=35), "w")), axis=1))
+    graph = _fused(b.graph)
+    assert sorted(n.op.name for n in graph.nodes) == ["MatMul", "MatMul", "Softmax", "Softmax"]
