@@ -105,7 +105,8 @@ class Row:
 
 # --- the three runtimes ----------------------------------------------------------------------
 
-def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
+                 threads: int) -> Prepared:
     try:
         import kiln
         from kiln.codegen.threadpool import ensure_thread_pool
@@ -120,7 +121,8 @@ def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, thread
     return Prepared(lambda: model.run(args), list, setup, model.close)
 
 
-def prepare_ort(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+def prepare_ort(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
+                threads: int) -> Prepared:
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -137,7 +139,8 @@ def prepare_ort(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads
     return Prepared(lambda: session.run(None, feeds), list, setup)
 
 
-def prepare_torch(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict, threads: int) -> Prepared:
+def prepare_torch(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
+                  threads: int) -> Prepared:
     try:
         from . import torch_models
     except ImportError as e:
@@ -164,7 +167,8 @@ def max_abs_diff(outputs: list[np.ndarray], reference: list[np.ndarray]) -> floa
         if got.shape != want.shape:
             raise Unavailable(f"output shape {got.shape}, the interpreter gives {want.shape}")
         if got.size:
-            worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))))
+            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            worst = max(worst, float(np.max(diff)))
     return worst
 
 
@@ -182,7 +186,7 @@ def measure(model: str, rounds: int, threads: int, log=print) -> Row:
     onnx_bytes = export_model(graph).SerializeToString()
     row, ready = Row(model, config.label), {}
     for runtime in RUNTIMES:
-        cell = row.cells[runtime] = Cell()
+        cell, prepared = row.cells.setdefault(runtime, Cell()), None
         try:
             prepared = PREPARE[runtime](model, graph, onnx_bytes, feeds, threads)
             cell.setup_seconds = prepared.setup_seconds
@@ -193,8 +197,10 @@ def measure(model: str, rounds: int, threads: int, log=print) -> Row:
         except Exception as e:            # any failure is reported in the table, not raised
             cell.reason = _reason(e)
             log(f"{model}: {runtime} n/a ({cell.reason})")
+            if prepared is not None:
+                prepared.close()
     try:
-        stats = interleave({r: p.call for r, p in ready.items()}, rounds=rounds)
+        stats = interleave({r: p.call for r, p in ready.items()}, rounds=rounds) if ready else {}
         for runtime, s in stats.items():
             row.cells[runtime].stats = s
     finally:
@@ -267,7 +273,8 @@ def describe_machine(threads: int, rounds: int, load_before, load_after) -> str:
         versions.append(f"torch {torch_models.version()}")
     except ImportError:
         pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, {threads} threads per runtime; "
+    per_runtime = f"{threads} thread{'s' if threads > 1 else ''} per runtime"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {per_runtime}; "
             f"{', '.join(versions)}; Python {platform.python_version()}. {rounds} interleaved "
             f"rounds; load average {load_before:.1f} before, {load_after:.1f} after; "
             f"{time.strftime('%Y-%m-%d')}.")
@@ -294,7 +301,8 @@ def write_docs(block: str, path: Path = DOCS) -> None:
 # --- command line ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(CONFIGS),
                         help=f"comma-separated, from {', '.join(CONFIGS)} (default: all)")
     parser.add_argument("--repeat", type=int, default=30, metavar="N",
@@ -316,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     rows = [measure(m, args.repeat, args.threads, log) for m in models]
     table = format_table(rows)
-    command = " ".join(["python -m benchmarks.bench", *(argv if argv is not None else sys.argv[1:])])
-    block = (f"{table}\n\n{describe_machine(args.threads, args.repeat, load_before, os.getloadavg()[0])}"
-             f"\n\nCommand: `{command}`")
+    command = " ".join(["python -m benchmarks.bench", *(sys.argv[1:] if argv is None else argv)])
+    machine = describe_machine(args.threads, args.repeat, load_before, os.getloadavg()[0])
+    block = f"{table}\n\n{machine}\n\nCommand: `{command}`"
     print(block)
     if args.write_docs:
         write_docs(block)

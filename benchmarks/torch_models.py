@@ -212,7 +212,8 @@ class GPT2Decoder(nn.Module):
         super().__init__()
         self.wte = nn.Embedding.from_pretrained(w.tensor("wte"))
         self.wpe = nn.Embedding.from_pretrained(w.tensor("wpe"))
-        self.blocks = nn.ModuleList(DecoderBlock(w, f"h{i}") for i in range(w.count("h{}.attn.q.weight")))
+        self.blocks = nn.ModuleList(DecoderBlock(w, f"h{i}")
+                                    for i in range(w.count("h{}.attn.q.weight")))
         self.ln_f = w.layer_norm("ln_f")
 
     def forward(self, input_ids):
@@ -232,7 +233,8 @@ class Add(nn.Module):
         return x + y
 
 
-TORCH_SUITE = {"tiny": Add, "mlp": MLP, "resnet18": ResNet18, "bert": BertEncoder, "gpt2": GPT2Decoder}
+TORCH_SUITE = {"tiny": Add, "mlp": MLP, "resnet18": ResNet18, "bert": BertEncoder,
+               "gpt2": GPT2Decoder}
 
 
 def from_graph(name: str, graph: Graph) -> nn.Module:

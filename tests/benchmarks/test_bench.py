@@ -29,7 +29,8 @@ def test_unavailable_runtime_is_reported_not_raised(monkeypatch):
     def broken(*args):
         raise RuntimeError("no lowering for Add\nsecond line")
     monkeypatch.setitem(bench.PREPARE, "kiln-native", broken)
-    row = bench.measure("tiny", rounds=1, threads=len(os.sched_getaffinity(0)), log=lambda msg: None)
+    threads = len(os.sched_getaffinity(0))
+    row = bench.measure("tiny", rounds=1, threads=threads, log=lambda msg: None)
     cell = row.cells["kiln-native"]
     assert cell.stats is None and cell.reason == "RuntimeError: no lowering for Add"
     assert "n/a (RuntimeError: no lowering for Add)" in bench.format_table([row])
