@@ -5,7 +5,9 @@ out-elementwise-fusable < opaque. Over the post-dominator tree, a node joins the
 immediate post-dominator P when every node on every path from it to P fits the rules:
 
   phase 0  conv/matmul (out-elementwise-fusable) takes an epilogue: the paths to P, P included,
-           are elementwise/broadcast (bias, activation, residual add, scale/shift);
+           are elementwise/broadcast (bias, activation, residual add, scale/shift); P may
+           also be a Softmax/LayerNorm-like row normalization whose static row its one
+           kernel keeps on the stack (normalization.caches_costly_rows), ending the group;
   phase 1  an elementwise/broadcast node fuses into P when the paths are at most injective and
            P is at most injective or a reduction (so softmax and the norms absorb what feeds
            them); an injective node fuses when the paths and P are at most injective.
