@@ -37,7 +37,7 @@ from typing import Mapping
 import numpy as np
 
 from ..loops.buffer import Buffer, BufferKind
-from ..loops.expr import Binary, Const, Load, children, simplify_index
+from ..loops.expr import Binary, Const, Load, Var, children, simplify_index
 from ..loops.interpreter import Memory
 from ..loops.stmt import Assign, If, Local, Loop, Program, Store
 from ..memory.arena import Block, best_plan, lower_bound
@@ -89,10 +89,12 @@ class MemoryProblem:
         reads, writes, stores = accesses
         if len(stores) != 1 or len(writes) != 1:
             return
-        store = stores[0]
+        store, loop_vars = stores[0]
         out = store.buffer.root
         life = self.life.get(out)
         if life is None or life.first != k or life.needs_zero:
+            return
+        if not _writes_each_element_once(store, loop_vars):
             return
         target = _address(store.buffer, store.index)
         value_loads = _loads(store.value)
@@ -240,7 +242,8 @@ def _temp_roots(program: Program, accesses) -> list:
 
 def _accesses(body) -> tuple:
     """(reads: roots loaded -> True when loaded anywhere but in a stored value (a Local, an
-    index, a loop bound, a condition), writes: roots stored, stores: Store statements)."""
+    index, a loop bound, a condition), writes: roots stored, stores: (Store, the variables
+    of the loops around it)))."""
     reads: dict = {}
     writes: dict = {}
     stores: list = []
@@ -255,10 +258,10 @@ def _accesses(body) -> tuple:
         for c in children(e):
             expr(c, side)
 
-    def walk(ss):
+    def walk(ss, loop_vars=()):
         for s in ss:
             if isinstance(s, Store):
-                stores.append(s)
+                stores.append((s, loop_vars))
                 writes.setdefault(s.buffer.root, None)
                 expr(s.value, side=False)
                 for i in s.index:
@@ -270,14 +273,22 @@ def _accesses(body) -> tuple:
             elif isinstance(s, Loop):
                 expr(s.start)
                 expr(s.stop)
-                walk(s.body)
+                walk(s.body, loop_vars + (s.var,))
             elif isinstance(s, If):
                 expr(s.cond)
-                walk(s.then)
-                walk(s.orelse)
+                walk(s.then, loop_vars)
+                walk(s.orelse, loop_vars)
 
     walk(body)
     return reads, writes, stores
+
+
+def _writes_each_element_once(store: Store, loop_vars: tuple) -> bool:
+    """The store's index is the loops' variables, each once: every element is written by one
+    iteration only (so reading an input at the same address first is safe in place)."""
+    index = store.index
+    return (all(isinstance(i, Var) for i in index) and len(set(index)) == len(index)
+            and set(index) == set(loop_vars) and len(set(loop_vars)) == len(loop_vars))
 
 
 def _loads(e) -> list:

@@ -375,3 +375,34 @@ def test_threads_that_find_the_model_busy_keep_their_own_arena():
             t.start()
             t.join()
         assert not errors and arenas[0] is not None and arenas[0] is arenas[1]
+
+
+def test_in_place_needs_each_element_written_by_one_iteration():
+    """C[i] = B[i] + 1 may write over B; repeated in an outer loop (the second pass would read
+    what the first wrote) or reading B at another address, it may not."""
+    from kiln.loops import Buffer, Kernel, Loop, Program, Store, Unary, Var
+    i, r = Var("i"), Var("r")
+    x = Buffer("x", f32, (8,), BufferKind.INPUT)
+    out = Buffer("out", f32, (8,), BufferKind.OUTPUT)
+
+    def program(middle):
+        B, C = Buffer("B", f32, (8,)), Buffer("C", f32, (8,))
+        kernels = [Kernel("b", [Loop(i, 0, 8, [Store(B, (i,), Unary("exp", x[i]))])]),
+                   Kernel("c", middle(B, C)),
+                   Kernel("out", [Loop(i, 0, 8, [Store(out, (i,), C[i])])])]
+        return Program("p", [x], [out], kernels, [x, B, C, out]), B, C
+
+    plain, B, C = program(lambda B, C: [Loop(i, 0, 8, [Store(C, (i,), B[i] + 1.0)])])
+    assert MemoryProblem(plain).in_place_pairs() == [(C, B)]
+    repeated, *_ = program(lambda B, C: [Loop(r, 0, 2, [Loop(i, 0, 8, [
+        Store(C, (i,), B[i] + 1.0)])])])
+    assert MemoryProblem(repeated).in_place_pairs() == []
+    shifted, *_ = program(lambda B, C: [Loop(i, 0, 8, [Store(C, (i,), B[(i + 1) % 8])])])
+    assert MemoryProblem(shifted).in_place_pairs() == []
+    feeds = {"x": np.arange(8, dtype=np.float32) / 8}
+    for p in (plain, repeated, shifted):
+        native = compile_program(p, CodegenOptions(poison_dead=True))
+        expected = np.exp(feeds["x"])[(np.arange(8) + 1) % 8] if p is shifted else \
+            np.exp(feeds["x"]) + 1
+        np.testing.assert_allclose(native.run(feeds)[0], expected, rtol=1e-6)
+        native.close()
