@@ -7,7 +7,8 @@ immediate post-dominator P when every node on every path from it to P fits the r
   phase 0  conv/matmul (out-elementwise-fusable) takes an epilogue: the paths to P, P included,
            are elementwise/broadcast (bias, activation, residual add, scale/shift); P may
            also be a Softmax/LayerNorm-like row normalization whose static row its one
-           kernel keeps on the stack (normalization.caches_costly_rows), ending the group;
+           kernel keeps on the stack (normalization.caches_costly_rows), or a global pool
+           over a small image, ending the group;
   phase 1  an elementwise/broadcast node fuses into P when the paths are at most injective and
            P is at most injective or a reduction (so softmax and the norms absorb what feeds
            them); an injective node fuses when the paths and P are at most injective.
@@ -125,7 +126,8 @@ def partition(graph: Graph, max_size: int = 64) -> _Groups:
                 # a row normalization that keeps the row on the stack may end the epilogue
                 ok = phase == 0 and k != RANK[K.REDUCTION] and \
                     all(kind(n) <= RANK[K.BROADCAST] for n in between) and \
-                    (kind(sink) <= RANK[K.BROADCAST] or caches_costly_rows(sink))
+                    (kind(sink) <= RANK[K.BROADCAST] or caches_costly_rows(sink) or
+                     _small_global_pool(sink))
             elif pattern <= RANK[K.BROADCAST]:
                 ok = phase == 1 and all(kind(n) <= RANK[K.INJECTIVE] for n in between) and \
                     kind(sink) in (0, 1, 2, RANK[K.REDUCTION])
@@ -137,6 +139,17 @@ def partition(graph: Graph, max_size: int = 64) -> _Groups:
                 for n in between + [node]:
                     groups.union_into(id(n), id(sink))
     return groups
+
+
+def _small_global_pool(node: Node) -> bool:
+    """A global pool over a small static image (a CNN's head, 7x7): it reads each element of
+    its producer once, and rows shorter than one vector lose no vectorization by being summed
+    in place, so a conv group may end in it."""
+    if node.op not in (ops.GlobalAveragePool, ops.GlobalMaxPool):
+        return False
+    shape = getattr(node.inputs[0].type, "shape", None)
+    return shape is not None and len(shape) > 2 and \
+        all(isinstance(d, int) for d in shape[2:]) and shape[-1] < 16
 
 
 def build_fused_nodes(graph: Graph, groups: _Groups) -> int:
