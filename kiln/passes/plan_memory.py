@@ -195,7 +195,9 @@ class MemoryPlan:
             self._poisoner = POISON_CALLBACK(self._poison)
         return self._poisoner
 
-    def _poison(self, kernel: int, arena: int, _sizes: int) -> None:
+    def _poison(self, kernel: int, arena: int | None, _sizes: int) -> None:
+        if not arena:                       # an empty arena is passed as a null pointer
+            return
         p = self.problem
         for group, block, offset in zip(p.groups, self.blocks,
                                         (self.offsets[p.temps.index(g[0])] for g in p.groups)):

@@ -406,3 +406,12 @@ def test_in_place_needs_each_element_written_by_one_iteration():
             np.exp(feeds["x"]) + 1
         np.testing.assert_allclose(native.run(feeds)[0], expected, rtol=1e-6)
         native.close()
+
+
+def test_poison_callback_accepts_an_empty_arena():
+    """A binding that makes every intermediate empty passes a null arena to the callback."""
+    _, program = lowered("mlp")
+    plan = MemoryProblem(program).plan({"batch": 0})
+    assert plan.arena_bytes == 0
+    for k in range(-1, len(program.kernels)):
+        plan._poison(k, None, None)
