@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import time
+import weakref
 from typing import Mapping
 
 import llvmlite.binding as llvm
@@ -74,6 +75,11 @@ def compile_program(program: Program, options: CodegenOptions | None = None) -> 
     return native
 
 
+def _release_code(engine, context) -> None:
+    engine.close()                        # the engine frees its module; then the context
+    context.close()
+
+
 def optimize(module: "llvm.ModuleRef", tm: "llvm.TargetMachine", level: int) -> None:
     """LLVM's default module pipeline at `level` (new pass manager)."""
     if level <= 0:
@@ -101,8 +107,10 @@ class NativeProgram:
         self.optimized_ir = optimized_ir
         self.notes = list(notes)
         self.timings = timings
-        self._engine = engine
-        self._context = context
+        # The engine must be closed before its context. Held by a weakref.finalize (reachable
+        # from its registry), neither is ever finalized on its own by the garbage collector,
+        # even when this NativeProgram dies inside a reference cycle.
+        self._release = weakref.finalize(self, _release_code, engine, context)
         self._entry = _ENTRY_CTYPE(address)
         self._asm: str | None = None
         self._constants = [_constant_array(b) for b in layout.constants]
@@ -122,13 +130,7 @@ class NativeProgram:
     def close(self) -> None:
         """Free the machine code now (also done when the NativeProgram is garbage)."""
         self._entry = None
-        engine, self._engine = getattr(self, "_engine", None), None
-        if engine is not None:
-            engine.close()                # the engine frees its module; then the context
-            self._context.close()
-
-    def __del__(self):
-        self.close()
+        self._release()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if self._entry is None:
