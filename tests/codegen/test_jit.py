@@ -99,3 +99,24 @@ def test_process_exits_cleanly_with_live_programs():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert "Exception ignored" not in result.stderr and "Error" not in result.stderr
+
+
+def test_programs_dying_in_reference_cycles_are_released_safely():
+    """The garbage collector finalizes a cycle's objects in any order; the engine must still be
+    closed before its LLVM context (run in a subprocess: the failure mode is a segfault)."""
+    import subprocess
+    import sys
+    code = (
+        "import gc\n"
+        "from kiln.runtime.benchmark import tiny_add_graph\n"
+        "from kiln.lowering import lower_graph\n"
+        "from kiln.codegen import compile_program\n"
+        "for i in range(12):\n"
+        "    box = [compile_program(lower_graph(tiny_add_graph()))]\n"
+        "    box.append(box)\n"
+        "    del box\n"
+        "    if i % 4 == 3:\n"
+        "        gc.collect()\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
