@@ -48,9 +48,10 @@ def load_graph(model) -> Graph:
         from .runtime.specialize import copy_graph
         return copy_graph(model)
     from .frontends.onnx import import_model
+    from .runtime import needs_expansion
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    return import_model(model)
+    return import_model(model, expand=needs_expansion)
 
 
 def optimize_graph(graph: Graph, options: CompileOptions) -> Graph:

@@ -15,4 +15,12 @@ benchmark.py       median latencies and the cost of one call (`kiln bench`, `mak
 from .compiled_model import CompiledModel, compile_graph
 from .specialize import SpecializingModel
 
-__all__ = ["CompiledModel", "SpecializingModel", "compile_graph"]
+
+def needs_expansion(op) -> bool:
+    """True for an op the native back end cannot lower: front ends import such ops through
+    their definition in simpler ops when they have one (ONNX function bodies)."""
+    from ..lowering import lowering_for
+    return lowering_for(op) is None
+
+
+__all__ = ["CompiledModel", "SpecializingModel", "compile_graph", "needs_expansion"]

@@ -424,3 +424,28 @@ def test_every_signature_change_since_opset_7_is_covered_or_compatible():
             if moved and not adapters_for(name, old.since_version):
                 problems.append(f"{name} {old.since_version}->{new.since_version}")
     assert not problems, problems
+
+
+def test_expand_imports_an_op_through_its_onnx_function_body():
+    """`expand` asks for an op's ONNX definition in simpler ops (what the native back end
+    does for ops it cannot lower); the result computes the same thing."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from kiln.frontends.onnx import import_model
+    from kiln.ir.interpreter import interpret
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5])
+    t = helper.make_tensor_value_info("t", TensorProto.INT64, [3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [])
+    node = helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["y"], reduction="mean")
+    model = helper.make_model(helper.make_graph([node], "nll", [x, t], [y]),
+                              opset_imports=[helper.make_opsetid("", onnx.defs.onnx_opset_version())])
+    whole = import_model(model)
+    expanded = import_model(model, expand=lambda op: op.name == "NegativeLogLikelihoodLoss")
+    assert [n.op.name for n in whole.nodes] == ["NegativeLogLikelihoodLoss"]
+    assert "NegativeLogLikelihoodLoss" not in {n.op.name for n in expanded.nodes}
+    feeds = {"x": np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32),
+             "t": np.array([0, 4, 2], np.int64)}
+    np.testing.assert_allclose(interpret(expanded, feeds)[0], interpret(whole, feeds)[0], rtol=1e-6)

@@ -143,6 +143,9 @@ class KilnBackend(onnx_backend.Backend):
         """Import `model`, optimize it at `opt_level` (0: as imported), and ready `backend`."""
         if not cls.supports_device(device):
             raise KilnError(f"kiln runs on the CPU only, not on {device!r}", hint="use device='CPU'")
+        if backend == "native" and "expand" not in kwargs:
+            from ...runtime import needs_expansion   # ops with no lowering: their ONNX bodies
+            kwargs["expand"] = needs_expansion
         graph = import_model(model, **kwargs)
         if opt_level > 0:
             graph = optimize(graph, opt_level)

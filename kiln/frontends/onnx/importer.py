@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 import onnx
-from onnx import AttributeProto
+from onnx import AttributeProto, defs
 
 from ...errors import AttributeValueError, ModelLoadError, UnsupportedOpError
 from ...ir.attrs import check_attr_values
@@ -47,8 +47,12 @@ A = AttributeProto
 
 
 def import_model(model: onnx.ModelProto | str | os.PathLike | bytes, *,
-                 feed_initializers=()) -> Graph:
-    """Convert an ONNX model (a ModelProto, a file path or serialized bytes) into a kiln Graph."""
+                 feed_initializers=(), expand=None) -> Graph:
+    """Convert an ONNX model (a ModelProto, a file path or serialized bytes) into a kiln Graph.
+
+    `expand(op) -> bool`, given a kiln OpDef, asks for that op to be imported through its ONNX
+    function body (its definition in simpler ops) when ONNX has one, instead of as itself: the
+    native back end uses it for ops it has no lowering for (Attention, the losses...)."""
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     elif isinstance(model, (bytes, bytearray, memoryview)):
@@ -59,7 +63,7 @@ def import_model(model: onnx.ModelProto | str | os.PathLike | bytes, *,
                              hint="pass an onnx.ModelProto, a file path or the model's bytes")
     else:
         load_external_data(model, None)  # raises if external data was left unloaded
-    return _Importer(model, set(feed_initializers)).run()
+    return _Importer(model, set(feed_initializers), expand).run()
 
 
 class _Scope:
@@ -84,9 +88,10 @@ class _Scope:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, feed_initializers: set[str]):
+    def __init__(self, model: onnx.ModelProto, feed_initializers: set[str], expand=None):
         self.model = model
         self.feed_initializers = feed_initializers
+        self.expand = expand
         self.opsets = {normalize_domain(o.domain): o.version for o in model.opset_import}
         if "" not in self.opsets and model.ir_version < 3:
             self.opsets[""] = 1
@@ -156,6 +161,12 @@ class _Importer:
             return
         inputs = [self._lookup(scope, n, node) if n else None for n in node.input]
         how, what, since = classify(self, node, opsets)
+        if how == "kiln" and self.expand is not None and self.expand(OP_TABLE[what]):
+            fproto = self._schema_body(node, opsets, inputs)
+            if fproto is not None:
+                schema = defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+                self._expand(node, fproto, inputs, scope, opsets, schema_attrs(schema))
+                return
         if how == "kiln":
             self._convert(node, what, since, inputs, scope, opsets)
         elif how == "local":
@@ -170,6 +181,17 @@ class _Importer:
             raise UnsupportedOpError(f"op {qualified_name(domain, node.op_type)} is not supported"
                                      + (f": {what}" if what else ""),
                                      ops=[node.op_type], node=_ErrNode(node))
+
+    def _schema_body(self, node: onnx.NodeProto, opsets: dict, inputs):
+        """ONNX's function body for this node's op at the model's opset, or None."""
+        domain = normalize_domain(node.domain)
+        try:
+            schema = defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+        except defs.SchemaError:
+            return None
+        if not (schema.has_function or schema.has_context_dependent_function):
+            return None
+        return schema_function(schema, opsets.get(domain), node, inputs)
 
     def _lookup(self, scope: _Scope, name: str, node) -> Value | None:
         try:
