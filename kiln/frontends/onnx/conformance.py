@@ -465,7 +465,12 @@ def main(argv=None) -> int:
             print("--write-docs needs a full -O0 run (no --filter/--category); docs not written",
                   file=sys.stderr)
         else:
-            write_docs(report, ROOT / "docs" / "conformance.md")
+            others = {}
+            for other in ("interpreter", "native"):
+                recorded = ROOT / "build" / f"conformance-{other}.json"
+                if other != args.backend and recorded.exists():
+                    others[other] = json.loads(recorded.read_text())
+            write_docs(report, ROOT / "docs" / "conformance.md", others)
     rate = 100 * data["pass_rate"]
     print(f"conformance ({label}): {data['passed']}/{data['total']} cases pass "
           f"({rate:.1f}% of those run), {data['failed']} fail, {data['skipped']} skipped, "
