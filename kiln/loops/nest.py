@@ -13,7 +13,7 @@ from typing import Callable
 from ..errors import ScheduleError
 from .expr import (Binary, Cast, Compare, Const, Expr, Load, Reduce, Select, Unary, Var, children,
                    free_vars, simplify_index, substitute)
-from .stmt import Assign, If, Kernel, Local, Loop, Store
+from .stmt import Assign, If, Kernel, Local, Loop, Store, exprs_of  # noqa: F401 (re-exported)
 
 
 # expressions ---------------------------------------------------------------------------------
@@ -52,21 +52,6 @@ def simplify(e: Expr) -> Expr:
 
 def ceildiv(n: Expr, f: int) -> Expr:
     return simplify((n + (f - 1)) // f) if f > 1 else n
-
-
-def exprs_of(s) -> list:
-    """The expressions a statement holds itself (not those of nested statements)."""
-    if isinstance(s, Loop):
-        return [s.start, s.stop]
-    if isinstance(s, Store):
-        return [*s.index, s.value]
-    if isinstance(s, Local):
-        return [s.init]
-    if isinstance(s, Assign):
-        return [s.value]
-    if isinstance(s, If):
-        return [s.cond]
-    raise TypeError(f"not a Loop IR statement: {s!r}")
 
 
 def subexprs(e: Expr):

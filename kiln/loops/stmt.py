@@ -109,6 +109,21 @@ def walk(body: list):
             yield from walk(s.orelse)
 
 
+def exprs_of(s) -> list:
+    """The expressions a statement holds itself (not those of nested statements)."""
+    if isinstance(s, Loop):
+        return [s.start, s.stop]
+    if isinstance(s, Store):
+        return [*s.index, s.value]
+    if isinstance(s, Local):
+        return [s.init]
+    if isinstance(s, Assign):
+        return [s.value]
+    if isinstance(s, If):
+        return [s.cond]
+    raise TypeError(f"not a Loop IR statement: {s!r}")
+
+
 def loop_nest(vars_and_stops, body: list, kind: LoopKind = LoopKind.SERIAL) -> list:
     """Perfectly nested loops `for v in 0..stop` around `body`, outermost first."""
     for v, stop in reversed(list(vars_and_stops)):

@@ -19,7 +19,7 @@ from typing import Callable
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer, row_major_strides
 from ..loops.expr import Const, Expr, Load, children, simplify_index
-from ..loops.stmt import Assign, If, Kernel, Local, Loop, LoopKind, Store
+from ..loops.stmt import Assign, If, Kernel, Local, Loop, LoopKind, Store, exprs_of, walk
 from . import exprs as E
 
 Index = tuple
@@ -226,51 +226,27 @@ def _expr_buffers(e: Expr, out: dict) -> None:
         _expr_buffers(c, out)
 
 
-def _stmt_exprs(s) -> list:
-    if isinstance(s, Loop):
-        return [s.start, s.stop]
-    if isinstance(s, Store):
-        return [*s.index, s.value]
-    if isinstance(s, Local):
-        return [s.init]
-    if isinstance(s, Assign):
-        return [s.value]
-    if isinstance(s, If):
-        return [s.cond]
-    return []
-
-
-def _walk(body):
-    for s in body:
-        yield s
-        if isinstance(s, Loop):
-            yield from _walk(s.body)
-        elif isinstance(s, If):
-            yield from _walk(s.then)
-            yield from _walk(s.orelse)
-
-
 def buffers_used(body: list) -> list:
     """Every buffer a body reads or writes (views as themselves), in order of first use."""
     out: dict = {}
-    for s in _walk(body):
+    for s in walk(body):
         if isinstance(s, Store):
             out.setdefault(s.buffer, None)
-        for e in _stmt_exprs(s):
+        for e in exprs_of(s):
             _expr_buffers(e, out)
     return list(out)
 
 
 def buffers_read(body: list) -> set:
     out: dict = {}
-    for s in _walk(body):
-        for e in _stmt_exprs(s):
+    for s in walk(body):
+        for e in exprs_of(s):
             _expr_buffers(e, out)
     return set(out)
 
 
 def buffers_written(body: list) -> set:
-    return {s.buffer for s in _walk(body) if isinstance(s, Store)}
+    return {s.buffer for s in walk(body) if isinstance(s, Store)}
 
 
 def is_contiguous(buffer: Buffer) -> bool:
