@@ -91,6 +91,8 @@ def _exec(stmts, env: dict, mem: Memory) -> None:
             env.pop(s.var.name, None)
         elif isinstance(s, Store):
             value = evaluate(s.value, env, mem)
+            if s.buffer.dtype is not s.buffer.root.dtype:     # a view reinterpreting the bits
+                value = np.asarray(value, s.buffer.dtype.np).view(s.buffer.root.dtype.np)[()]
             mem.arrays[s.buffer.root][mem.address(s.buffer, s.index, env)] = value
         elif isinstance(s, (Local, Assign)):
             env[s.var.name] = _as(evaluate(s.init if isinstance(s, Local) else s.value, env, mem),
@@ -116,7 +118,8 @@ def evaluate(e: Expr, env: Mapping, mem: Memory):
         raise ExecutionError(f"Loop IR variable {e.name} is not bound")
     if isinstance(e, Load):
         addr = mem.address(e.buffer, e.index, env)
-        return mem.arrays[e.buffer.root][addr]
+        v = mem.arrays[e.buffer.root][addr]
+        return v if e.buffer.dtype is e.buffer.root.dtype else v.view(e.buffer.dtype.np)  # bits
     if isinstance(e, Binary):
         return _binary(e.op, evaluate(e.a, env, mem), evaluate(e.b, env, mem), e.a.dtype)
     if isinstance(e, Compare):
