@@ -70,12 +70,53 @@ def _operand(ctx, node, inputs, i):
     return np.array([v.value for v in vals], dtype=inputs[i].dtype.np)
 
 
+def _affine_index(column: np.ndarray, in_size: int):
+    """(num, off, den, lo_clamp, hi_clamp) with column[o] == clip((num * o + off) // den, 0,
+    in_size - 1) for every o, with num == 1 or den == 1, or None: integer-ratio resizes (x2
+    upsampling, strided downsampling) read the input at index arithmetic instead of a table."""
+    o = np.arange(column.size, dtype=np.int64)
+    first = int(column[0])
+    candidates = [(1, off, den) for den in range(1, 17)
+                  for off in range(den * (first - 3), den * (first + 1))]
+    if column.size > 1:
+        step = int(column[-1] - column[0]) // max(column.size - 1, 1)
+        candidates += [(num, first - shift * num, 1) for num in {step, step + 1} if num > 1
+                       for shift in range(0, 3)]
+    for num, off, den in candidates:
+        raw = (num * o + off) // den
+        if np.array_equal(np.clip(raw, 0, in_size - 1), column):
+            return num, off, den, bool((raw < 0).any()), bool((raw > in_size - 1).any())
+    return None
+
+
+class _IndexTable:
+    """An index table (taps, out): reads as index arithmetic where a tap column is affine."""
+
+    def __init__(self, ctx, idx: np.ndarray, in_size: int):
+        self.table = constant_tensor(ctx, idx.astype(np.int64), "resize_idx")
+        self.forms = [_affine_index(col, in_size) for col in idx]
+        self.in_size = in_size
+
+    def at(self, tap_o):
+        t, o = tap_o
+        form = self.forms[t.value] if isinstance(t, Const) else None
+        if form is None:
+            return self.table.at(tap_o)
+        num, off, den, lo, hi = form
+        e = E.floordiv(E.add(E.mul(o, num), off), den)
+        if lo:
+            e = E.maximum(e, E.ZERO)
+        if hi:
+            e = E.minimum(e, Const(self.in_size - 1))
+        return e
+
+
 class _Axis:
     """One resized axis: tables idx/w of shape (taps, out), and optional masks over out."""
 
-    def __init__(self, ctx, axis, idx, w, keep=None, outside=None):
+    def __init__(self, ctx, axis, idx, w, in_size, keep=None, outside=None):
         self.axis, self.taps = axis, idx.shape[0]
-        self.idx = constant_tensor(ctx, idx.astype(np.int64), "resize_idx")
+        self.idx = _IndexTable(ctx, idx, in_size)
         self.w = w
         self.keep = None if keep is None or keep.all() else constant_tensor(ctx, keep, "resize_keep")
         self.outside = None if outside is None or not outside.any() else \
@@ -128,11 +169,12 @@ def lower_resize(ctx, node, inputs):
             rows = np.arange(n)
             pick = np.argmax(w != 0, axis=1)
             keep = w[rows, pick] != 0 if a.exclude_outside else None
-            resized.append(_Axis(ctx, d, clamped[rows, pick][None, :], None, keep, outside))
+            resized.append(_Axis(ctx, d, clamped[rows, pick][None, :], None, in_size, keep,
+                                 outside))
         else:
             acc = _accumulator(x.dtype)
             wt = constant_tensor(ctx, w.T.astype(acc.np), "resize_w")
-            resized.append(_Axis(ctx, d, clamped.T, wt, None, outside))
+            resized.append(_Axis(ctx, d, clamped.T, wt, in_size, None, outside))
     if not resized:
         return [x.remap(out_shape, lambda idx: idx)]
     return [Tensor(out_shape, x.dtype, _resize_at(ctx, a, x, resized))]

@@ -176,3 +176,18 @@ def test_affine_grid(backend, align, size):
     theta = rand((size[0], r, r + 1))
     check_op(backend, "AffineGrid", [theta, ints(*size)], {"align_corners": align}, consts=[1],
              **TOL)
+
+
+def constant_names(program) -> list[str]:
+    from kiln.loops.buffer import BufferKind
+    return [b.name for b in program.buffers if b.kind is BufferKind.CONSTANT]
+
+
+@pytest.mark.parametrize("mode,coord,scales", [
+    ("nearest", "asymmetric", (1, 1, 2, 3)), ("nearest", "half_pixel", (1, 1, 2, 0.5)),
+    ("linear", "half_pixel", (1, 1, 2, 2)), ("linear", "asymmetric", (1, 1, 0.5, 3)),
+    ("cubic", "half_pixel", (1, 1, 2, 2))])
+def test_resize_integer_ratios_index_without_tables(backend, mode, coord, scales):
+    prog = resize(backend, rand((1, 2, 5, 6)), scales=floats(*scales), mode=mode,
+                  coordinate_transformation_mode=coord)
+    assert not [n for n in constant_names(prog) if "idx" in n]
