@@ -16,6 +16,7 @@ import llvmlite.ir as ir
 from ..ir.dtypes import DType
 from .lltypes import (DOUBLE, FLOAT, HALF, HALF_FLOATS, I16, I32, I64, compute_type, const,
                       element_type, intrinsic, lanes, with_lanes)
+from . import narrow
 from .mathcalls import emit_math_call
 from .options import CodegenError
 
@@ -50,7 +51,7 @@ class Arith:
             return self.round(self._float_binary(op, x, y, dtype), dtype)
         if dtype is DType.bool:
             return self._bool_binary(op, x, y)
-        return self._int_binary(op, x, y, dtype)
+        return self.round(self._int_binary(op, x, y, dtype), dtype)
 
     def _float_binary(self, op, x, y, dtype):
         b, t = self.b, x.type
@@ -256,7 +257,7 @@ class Arith:
             raise CodegenError(f"unary op {op} is not defined on bool")
         if dtype.is_float:
             return self.round(self._float_unary(op, x, dtype), dtype)
-        return self._int_unary(op, x, dtype)
+        return self.round(self._int_unary(op, x, dtype), dtype)
 
     def _fabs(self, x):
         return self.b.call(intrinsic(self.b.module, "fabs", x.type, [x.type]), [x])
@@ -340,13 +341,16 @@ class Arith:
         if dst.is_float:
             return self.round(b.sitofp(x, t) if src.is_signed else b.uitofp(x, t), dst)
         if src.is_float:
-            return self._float_to_int(x, dst)
+            v = self.round(self._float_to_int(x, dst), dst)
+            if src in narrow.NARROW_FLOATS:
+                v = narrow.float_to_int_specials(b, x, v, dst)
+            return v
         sbits, dbits = element_type(x.type).width, element_type(t).width
         if dbits < sbits:
-            return b.trunc(x, t)
-        if dbits > sbits:
-            return b.sext(x, t) if src.is_signed else b.zext(x, t)
-        return x
+            x = b.trunc(x, t)
+        elif dbits > sbits:
+            x = b.sext(x, t) if src.is_signed else b.zext(x, t)
+        return self.round(x, dst)
 
     def _float_to_float(self, x, src, dst):
         b, n = self.b, lanes(x)
@@ -401,7 +405,12 @@ class Arith:
         return b.select(ok, b.fptosi(x, vt), const(vt, 1 << (via.width - 1)))
 
     def round(self, x, dtype: DType):
-        """Round a float32-held value to float16 / bfloat16 precision (others unchanged)."""
+        """Round a float32-held value to float16 / bfloat16 / float8 / float4 precision, wrap
+        an i8-held 2- or 4-bit integer to its width (others unchanged)."""
+        if dtype in narrow.NARROW_INTS:
+            return narrow.wrap_int(self.b, x, dtype)
+        if dtype in narrow.NARROW_FLOATS:
+            return narrow.round_float(self.b, x, dtype)
         if dtype not in HALF_FLOATS:
             return x
         b, n = self.b, lanes(x)

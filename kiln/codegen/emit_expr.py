@@ -23,6 +23,7 @@ import llvmlite.ir as ir
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer
 from ..loops.expr import Binary, Cast, Compare, Const, Expr, Load, Reduce, Select, Unary, Var, lift
+from . import narrow
 from .analysis import address_step
 from .function import FunctionEmitter, Scope, Slot
 from .lltypes import (FLOAT, I1, I32, I64, PTR, broadcast, const, intrinsic, lane_indices, lanes,
@@ -340,6 +341,8 @@ class ExprEmitter(FunctionEmitter):
         if dtype is DType.bfloat16:
             i32 = with_lanes(I32, n)
             return b.bitcast(b.shl(b.zext(v, i32), const(i32, 16)), with_lanes(FLOAT, n))
+        if dtype in narrow.NARROW:
+            return narrow.to_compute(b, v, dtype)
         return v
 
     def to_storage(self, v: ir.Value, dtype: DType) -> ir.Value:
@@ -350,5 +353,7 @@ class ExprEmitter(FunctionEmitter):
             return b.fptrunc(v, with_lanes(self.arith.half(), n))
         if dtype is DType.bfloat16:
             return self.arith.bf16_bits(v)
+        if dtype in narrow.NARROW:
+            return narrow.to_storage(b, v, dtype)
         return v
 

@@ -7,6 +7,8 @@ as vectors of lanes; constants, splats and intrinsic declarations.
     bf16         i16       float    (likewise, round-to-nearest-even by bit arithmetic)
     bool         i8        i1
     iN / uN      iN        iN       (signedness is the dtype's, not the type's)
+    f8*, f4, e8m0 i8       float    (narrow.py: decoded on load, encoded on store)
+    i4/u4/i2/u2  i8        i8       (kept wrapped to their width)
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ _STORAGE = {
     DType.bool: I8,
     DType.int8: I8, DType.int16: I16, DType.int32: I32, DType.int64: I64,
     DType.uint8: I8, DType.uint16: I16, DType.uint32: I32, DType.uint64: I64,
+    # float8 / float4 / e8m0 / 2- and 4-bit integers: one byte each (see narrow.py)
+    **{d: I8 for d in (DType.float8e4m3fn, DType.float8e4m3fnuz, DType.float8e5m2,
+                       DType.float8e5m2fnuz, DType.float4e2m1, DType.float8e8m0,
+                       DType.int4, DType.uint4, DType.int2, DType.uint2)},
 }
 HALF_FLOATS = frozenset({DType.float16, DType.bfloat16})
 
@@ -45,7 +51,7 @@ def storage_type(dtype: DType) -> ir.Type:
 
 def compute_type(dtype: DType, width: int = 1) -> ir.Type:
     check_dtype(dtype)
-    if dtype in HALF_FLOATS:
+    if dtype in HALF_FLOATS or (dtype.is_float and _STORAGE[dtype] is I8):
         t = FLOAT
     elif dtype is DType.bool:
         t = I1
@@ -81,11 +87,13 @@ def scalar_constant(dtype: DType, value) -> ir.Constant:
     if dtype is DType.bool:
         return ir.Constant(I1, int(bool(value)))
     if dtype.is_float:
-        if dtype is DType.bfloat16:
-            v = float(np.float32(ml_dtypes.bfloat16(value)))
+        if dtype is DType.bfloat16 or dtype.itemsize == 1:
+            v = float(np.float32(dtype.np.type(value)))
         else:
             v = float(dtype.np.type(value))
         return ir.Constant(t, v)
+    if dtype.itemsize == 1 and dtype.np.kind == "V":     # int4, uint2...: ml_dtypes wraps
+        value = int(np.array(value).astype(dtype.np).astype(np.int64))
     bits = t.width
     v = int(value) & ((1 << bits) - 1)
     if v >= 1 << (bits - 1):

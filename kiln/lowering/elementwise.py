@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from functools import reduce
 
+import numpy as np
+
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.expr import Expr
@@ -94,6 +96,42 @@ def power(x, y):
     return cast(binary("pow", cast(x, f64), cast(y, f64)), x.dtype)
 
 
+_FLOAT8 = {DType.float8e4m3fn: 448.0, DType.float8e4m3fnuz: 240.0, DType.float8e5m2: 57344.0,
+           DType.float8e5m2fnuz: 57344.0}
+
+
+def saturate(x: Expr, to: DType) -> Expr:
+    """x clamped to the finite range of float8 type `to` (NaN stays NaN): ONNX's saturate."""
+    if not x.dtype.is_float:
+        x = cast(x, DType.float32)
+    hi = _FLOAT8[to]
+    return minimum(maximum(x, _c(-hi, x)), _c(hi, x))
+
+
+_BYTE_FLOATS = frozenset(_FLOAT8) | {DType.float4e2m1, DType.float8e8m0}
+_NARROW_INT_BITS = {DType.int4: 4, DType.uint4: 4, DType.int2: 2, DType.uint2: 2}
+
+
+def convert(x: Expr, src: DType, to: DType, a) -> Expr:
+    """Cast / CastLike: x (a src value in its compute dtype) as dtype `to`, float8
+    saturating unless a.saturate is 0. From float8/float4/e8m0 to an integer, NaN is 0 and
+    ±Inf the integer's extremes (ml_dtypes' rule; a 2- or 4-bit integer gets a byte's,
+    wrapped)."""
+    if to in _FLOAT8 and a.saturate:
+        x = saturate(x, to)
+    y = cast(x, to)
+    if src in _BYTE_FLOATS and to.is_int:
+        bits = 8 * to.itemsize
+        hi = (1 << (bits - 1)) - 1 if to.is_signed else (1 << bits) - 1
+        lo = -(1 << (bits - 1)) if to.is_signed else 0
+        if to in _NARROW_INT_BITS:
+            hi, lo = (int(np.array(v).astype(to.np).astype(np.int64)) for v in (hi, lo))
+        y = select(E.eq(x, _c(math.inf, x)), E.const(hi, to),
+                   select(E.eq(x, _c(-math.inf, x)), E.const(lo, to),
+                          select(E.ne(x, x), E.const(0, to), y)))
+    return y
+
+
 def _unary_row(name: str):
     return lambda a, x: unary(name, x)
 
@@ -157,8 +195,6 @@ SCALAR = {
     ops.SwiGLU: lambda a, x, y: x * sigmoid(x * a.alpha) * y,
     ops.Binarizer: lambda a, x: gt(x if x.dtype.is_float else cast(x, DType.float64),
                                    a.threshold),
-    # conversions
-    ops.Cast: lambda a, x: cast(x, a.to),
 }
 
 
@@ -188,10 +224,19 @@ def lower_clip(ctx, node, inputs):
     return [apply(clip, [x, lo, hi], ctx.out_dtype(node))]
 
 
-@register(ops.CastLike)
-def lower_cast_like(ctx, node, inputs):
+def _check_target(ctx, node):
+    if node.op in (ops.Cast, ops.CastLike) and ctx.out_dtype(node) is DType.float8e8m0:
+        ctx.fail(node, "casting to float8e8m0 is not lowered",
+                 hint="run the model with the interpreter")
+
+
+@register(ops.Cast, ops.CastLike)
+def lower_cast(ctx, node, inputs):
     target = ctx.out_dtype(node)
-    return [apply(lambda x: cast(x, target), inputs[:1], target)]
+    a = ctx.attrs(node)
+    _check_target(ctx, node)
+    src = inputs[0].dtype
+    return [apply(lambda x: convert(x, src, target, a), inputs[:1], target)]
 
 
 

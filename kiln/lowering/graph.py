@@ -28,6 +28,9 @@ from .tensor import Tensor, buffers_read, buffers_used, buffers_written, is_cont
 NATIVE_DTYPES = frozenset({
     DType.bool, DType.int8, DType.int16, DType.int32, DType.int64, DType.uint8, DType.uint16,
     DType.uint32, DType.uint64, DType.float16, DType.bfloat16, DType.float32, DType.float64,
+    # stored one per byte, computed in float32 / int32 (kiln/codegen/narrow.py)
+    DType.float8e4m3fn, DType.float8e4m3fnuz, DType.float8e5m2, DType.float8e5m2fnuz,
+    DType.float4e2m1, DType.float8e8m0, DType.int4, DType.uint4, DType.int2, DType.uint2,
 })
 
 

@@ -82,11 +82,16 @@ class Tensor:
 
 # --- computing in a wider float ------------------------------------------------------------------
 
-NARROW_FLOATS = frozenset({DType.float16, DType.bfloat16})
+NARROW_FLOATS = frozenset({DType.float16, DType.bfloat16, DType.float8e4m3fn,
+                           DType.float8e4m3fnuz, DType.float8e5m2, DType.float8e5m2fnuz,
+                           DType.float4e2m1, DType.float8e8m0})
+NARROW_INTS = frozenset({DType.int4, DType.uint4, DType.int2, DType.uint2})
 
 
 def compute_dtype(dtype: DType) -> DType:
     """The dtype arithmetic on `dtype` values is done in."""
+    if dtype in NARROW_INTS:
+        return DType.int32
     return DType.float32 if dtype in NARROW_FLOATS else dtype
 
 
