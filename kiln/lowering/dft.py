@@ -1,0 +1,85 @@
+"""DFT, directly from its definition: every output element is one Reduce over the signal
+(O(n^2) per signal, no FFT), in float64, the angle reduced exactly first (k * t mod n, in
+integers) so cos and sin see [0, 2 pi). Forward and inverse (1/n scaled), one-sided forward
+(the first n // 2 + 1 bins) and one-sided inverse (irfft: the Hermitian half counted twice,
+the imaginary parts of bin 0 and of the Nyquist bin ignored). dft_length and axis must be known
+when compiling; a shorter signal is zero padded, a longer one cut.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..loops.expr import Const, Reduce
+from . import exprs as E
+from .registry import register
+from .tensor import Tensor
+
+f64 = DType.float64
+
+
+@register(ops.DFT)
+def lower_dft(ctx, node, inputs):
+    x = inputs[0]
+    a = ctx.attrs(node)
+    rank = x.rank
+    axis = ctx.static_ints(node, 2)[0] if len(inputs) > 2 and inputs[2] is not None else -2
+    if -rank <= axis <= -2:
+        axis += rank
+    if not 0 <= axis <= rank - 2:
+        ctx.fail(node, f"DFT axis {axis} is out of range for rank {rank}")
+    parts, n_in = x.shape[-1], x.shape[axis]
+    if not isinstance(parts, Const) or not isinstance(n_in, Const):
+        ctx.fail(node, "DFT needs a static signal length and complex axis",
+                 hint="give the model static sizes")
+    parts, n_in = parts.value, n_in.value
+    inverse, onesided = bool(a.inverse), bool(a.onesided)
+    irfft = inverse and onesided
+    if len(inputs) > 1 and inputs[1] is not None:
+        n = ctx.static_ints(node, 1)[0]
+    else:
+        n = 2 * (n_in - 1) if irfft else n_in
+    out_len = n // 2 + 1 if onesided and not inverse else n
+    shape = list(x.shape)
+    shape[axis] = Const(out_len)
+    shape[-1] = Const(1 if irfft else 2)
+    step = 2 * math.pi / n
+    sign = 1.0 if inverse else -1.0
+    scale = 1.0 / n if inverse else 1.0
+
+    def read(idx, t, part):
+        if part >= parts:
+            return E.const(0.0, f64)
+        where = list(idx)
+        where[axis], where[-1] = t, Const(part)
+        return E.cast(x.at(tuple(where)), f64)
+
+    def angle(k, t):
+        return E.cast(E.mod(E.mul(k, t), n), f64) * E.const(step, f64)
+
+    def at(idx):
+        k = idx[axis]
+        t = ctx.fresh_var("t")
+        if irfft:                     # output sample k from bins t in [0, n // 2]
+            m = min(n // 2 + 1, n_in)
+            th = angle(k, t)
+            edge = E.eq(t, 0) if n % 2 else E.binary("or", E.eq(t, 0), E.eq(t, n // 2))
+            w = E.select(edge, E.const(1.0, f64), E.const(2.0, f64))
+            wb = E.select(edge, E.const(0.0, f64), E.const(2.0, f64))
+            body = w * read(idx, t, 0) * E.unary("cos", th) - \
+                wb * read(idx, t, 1) * E.unary("sin", th)
+        else:                         # bin k from samples t
+            m = min(n, n_in)
+            th = angle(k, t)
+            c, s = E.unary("cos", th), E.const(sign, f64) * E.unary("sin", th)
+            re, im = read(idx, t, 0), read(idx, t, 1)
+            body = E.select(E.eq(idx[-1], 0), re * c - im * s, im * c + re * s)
+        if m == 0:
+            return E.const(0.0, x.dtype)
+        total = Reduce("add", E.const(0.0, f64), ((t, E.ZERO, Const(m)),), body)
+        if scale != 1.0:
+            total = total * E.const(scale, f64)
+        return E.cast(total, x.dtype)
+    return [Tensor(tuple(shape), x.dtype, at)]
