@@ -302,7 +302,9 @@ def _grid_taps(attrs, pos: Expr, size: int):
             valid = E.binary("and", E.ge(idx, _fc(0, dt)), E.lt(idx, _fc(size, dt)))
         elif attrs.padding_mode == "reflection":
             idx = E.unary("trunc", _reflect(idx, lo, hi))
-        out.append((E.cast(_clip(idx, 0.0, size - 1.0), i64), w, valid))
+        # clamped again as an integer: a NaN position converts to the lowest i64
+        out.append((E.clamp(E.cast(_clip(idx, 0.0, size - 1.0), i64), E.ZERO, Const(size - 1)),
+                    w, valid))
     return out
 
 

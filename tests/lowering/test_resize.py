@@ -191,3 +191,16 @@ def test_resize_integer_ratios_index_without_tables(backend, mode, coord, scales
     prog = resize(backend, rand((1, 2, 5, 6)), scales=floats(*scales), mode=mode,
                   coordinate_transformation_mode=coord)
     assert not [n for n in constant_names(prog) if "idx" in n]
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+def test_grid_sample_reads_in_bounds_at_nan_and_inf_positions(backend, mode, padding):
+    g = grid((1, 2, 3, 2))
+    g[0, 0, :, 0] = [np.nan, np.inf, -np.inf]
+    g[0, 1, :, 1] = [1e30, -1e30, np.nan]
+    graph, feeds = one_node_graph("GridSample", [rand((1, 2, 4, 5)), g],
+                                  {"mode": mode, "padding_mode": padding})
+    with np.errstate(all="ignore"):
+        got = run_backend(backend, lower_graph(graph), feeds)[0]
+    assert got.shape == (1, 2, 2, 3)
