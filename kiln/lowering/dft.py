@@ -1,6 +1,6 @@
 """DFT, directly from its definition: every output element is one Reduce over the signal
-(O(n^2) per signal, no FFT), in float64, the angle reduced exactly first (k * t mod n, in
-integers) so cos and sin see [0, 2 pi). Forward and inverse (1/n scaled), one-sided forward
+(O(n^2) per signal, no FFT), in float64. The twiddle factors come from constant tables of
+cos and sin at 2 pi j / n (computed by NumPy when compiling), read at j = k * t mod n. Forward and inverse (1/n scaled), one-sided forward
 (the first n // 2 + 1 bins) and one-sided inverse (irfft: the Hermitian half counted twice,
 the imaginary parts of bin 0 and of the Nyquist bin ignored). dft_length and axis must be known
 when compiling; a shorter signal is zero padded, a longer one cut.
@@ -8,12 +8,13 @@ when compiling; a shorter signal is zero padded, a longer one cut.
 
 from __future__ import annotations
 
-import math
+import numpy as np
 
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.expr import Const, Reduce
 from . import exprs as E
+from .context import constant_tensor
 from .registry import register
 from .tensor import Tensor
 
@@ -45,7 +46,6 @@ def lower_dft(ctx, node, inputs):
     shape = list(x.shape)
     shape[axis] = Const(out_len)
     shape[-1] = Const(1 if irfft else 2)
-    step = 2 * math.pi / n
     sign = 1.0 if inverse else -1.0
     scale = 1.0 / n if inverse else 1.0
 
@@ -56,8 +56,12 @@ def lower_dft(ctx, node, inputs):
         where[axis], where[-1] = t, Const(part)
         return E.cast(x.at(tuple(where)), f64)
 
+    turns = np.arange(n) * (2 * np.pi / n)
+    cos_table = constant_tensor(ctx, np.cos(turns), "dft_cos")
+    sin_table = constant_tensor(ctx, np.sin(turns), "dft_sin")
+
     def angle(k, t):
-        return E.cast(E.mod(E.mul(k, t), n), f64) * E.const(step, f64)
+        return (E.mod(E.mul(k, t), n),)
 
     def at(idx):
         k = idx[axis]
@@ -68,12 +72,12 @@ def lower_dft(ctx, node, inputs):
             edge = E.eq(t, 0) if n % 2 else E.binary("or", E.eq(t, 0), E.eq(t, n // 2))
             w = E.select(edge, E.const(1.0, f64), E.const(2.0, f64))
             wb = E.select(edge, E.const(0.0, f64), E.const(2.0, f64))
-            body = w * read(idx, t, 0) * E.unary("cos", th) - \
-                wb * read(idx, t, 1) * E.unary("sin", th)
+            body = w * read(idx, t, 0) * cos_table.at(th) - \
+                wb * read(idx, t, 1) * sin_table.at(th)
         else:                         # bin k from samples t
             m = min(n, n_in)
             th = angle(k, t)
-            c, s = E.unary("cos", th), E.const(sign, f64) * E.unary("sin", th)
+            c, s = cos_table.at(th), E.const(sign, f64) * sin_table.at(th)
             re, im = read(idx, t, 0), read(idx, t, 1)
             body = E.select(E.eq(idx[-1], 0), re * c - im * s, im * c + re * s)
         if m == 0:

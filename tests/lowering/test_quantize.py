@@ -32,9 +32,10 @@ def test_qlinear_matmul(backend, adt, bdt, ydt, per_axis):
     f = np.float32
     if per_axis:
         a_s, a_z = np.array([0.02, 0.03, 0.05], f), _q((m,), adt, 3)
-        b_s, b_z = (np.linspace(0.01, 0.04, n).astype(f), _q((n,), bdt, 4))
+        b_s, b_z = np.linspace(0.01, 0.04, n).astype(f), _q((n,), bdt, 4)
     else:
-        a_s, a_z, b_s, b_z = np.array(0.02, f), _q((), adt, 3), np.array([0.03], f), _q((1,), bdt, 4)
+        a_s, a_z = np.array(0.02, f), _q((), adt, 3)
+        b_s, b_z = np.array([0.03], f), _q((1,), bdt, 4)
     y_s, y_z = np.array(3.0, f), _q((), ydt, 5)
     check_op(backend, "QLinearMatMul", [a, a_s, a_z, b, b_s, b_z, y_s, y_z])
 
