@@ -1,8 +1,9 @@
 """DFT, directly from its definition: every output element is one Reduce over the signal
 (O(n^2) per signal, no FFT), in float64. The twiddle factors come from constant tables of
-cos and sin at 2 pi j / n (computed by NumPy when compiling), read at j = k * t mod n. Forward and inverse (1/n scaled), one-sided forward
-(the first n // 2 + 1 bins) and one-sided inverse (irfft: the Hermitian half counted twice,
-the imaginary parts of bin 0 and of the Nyquist bin ignored). dft_length and axis must be known
+cos and sin at 2 pi j / n (computed by NumPy when compiling), read at j = k * t mod n.
+Forward and inverse (1/n scaled), one-sided forward (the first n // 2 + 1 bins) and one-sided
+inverse (irfft: the Hermitian half counted twice, the imaginary parts of bin 0 and of the
+Nyquist bin ignored). dft_length and axis must be known
 when compiling; a shorter signal is zero padded, a longer one cut.
 """
 
@@ -60,7 +61,7 @@ def lower_dft(ctx, node, inputs):
     cos_table = constant_tensor(ctx, np.cos(turns), "dft_cos")
     sin_table = constant_tensor(ctx, np.sin(turns), "dft_sin")
 
-    def angle(k, t):
+    def turn(k, t):
         return (E.mod(E.mul(k, t), n),)
 
     def at(idx):
@@ -68,7 +69,7 @@ def lower_dft(ctx, node, inputs):
         t = ctx.fresh_var("t")
         if irfft:                     # output sample k from bins t in [0, n // 2]
             m = min(n // 2 + 1, n_in)
-            th = angle(k, t)
+            th = turn(k, t)
             edge = E.eq(t, 0) if n % 2 else E.binary("or", E.eq(t, 0), E.eq(t, n // 2))
             w = E.select(edge, E.const(1.0, f64), E.const(2.0, f64))
             wb = E.select(edge, E.const(0.0, f64), E.const(2.0, f64))
@@ -76,7 +77,7 @@ def lower_dft(ctx, node, inputs):
                 wb * read(idx, t, 1) * sin_table.at(th)
         else:                         # bin k from samples t
             m = min(n, n_in)
-            th = angle(k, t)
+            th = turn(k, t)
             c, s = cos_table.at(th), E.const(sign, f64) * sin_table.at(th)
             re, im = read(idx, t, 0), read(idx, t, 1)
             body = E.select(E.eq(idx[-1], 0), re * c - im * s, im * c + re * s)
