@@ -28,7 +28,8 @@ import numpy as np
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.image import _base_coords
-from ..ir.ops.resize import _resized_axes, _source_coords, _taps, check_targets, resize_plan
+from ..ir.ops.resize import (_cast_back, _resized_axes, _source_coords, _taps, check_targets,
+                             resize_plan)
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
 from .context import constant_tensor
@@ -111,6 +112,11 @@ class _IndexTable:
         return e
 
 
+def _whole(box) -> bool:
+    """No crop box, or one that covers the whole axis (as the reference tests it)."""
+    return box is None or (math.isclose(float(box[0]), 0.0) and math.isclose(float(box[1]), 1.0))
+
+
 class _Axis:
     """One resized axis: tables idx/w of shape (taps, out), and optional masks over out."""
 
@@ -118,7 +124,8 @@ class _Axis:
         self.axis, self.taps = axis, idx.shape[0]
         self.idx = _IndexTable(ctx, idx, in_size)
         self.w = w
-        self.keep = None if keep is None or keep.all() else constant_tensor(ctx, keep, "resize_keep")
+        self.keep = None if keep is None or keep.all() else \
+            constant_tensor(ctx, keep, "resize_keep")
         self.outside = None if outside is None or not outside.any() else \
             constant_tensor(ctx, outside, "resize_out")
 
@@ -138,9 +145,8 @@ def lower_resize(ctx, node, inputs):
     shape = [d.value if isinstance(d, Const) else None for d in x.shape]
     for k, d in enumerate(axes):
         if shape[d] is None:
-            box_identity = not crop or (math.isclose(float(roi[k]), 0.0) and
-                                        math.isclose(float(roi[k + len(axes)]), 1.0))
-            if sizes is not None or float(scales[k]) != 1.0 or not box_identity:
+            box = (roi[k], roi[k + len(axes)]) if crop else None
+            if sizes is not None or float(scales[k]) != 1.0 or not _whole(box):
                 ctx.fail(node, f"Resize of axis {d}, whose size is symbolic",
                          hint="give the resized axes static sizes")
             shape[d] = 1          # a placeholder: an identity axis, skipped below
@@ -159,8 +165,7 @@ def lower_resize(ctx, node, inputs):
             continue
         in_size = shape[d]
         box = (roi[k], roi[k + len(axes)]) if crop else None
-        if math.isclose(scale, 1.0) and n == in_size and \
-                (box is None or (math.isclose(float(box[0]), 0.0) and math.isclose(float(box[1]), 1.0))):
+        if math.isclose(scale, 1.0) and n == in_size and _whole(box):
             continue
         src, outside = _source_coords(a.coordinate_transformation_mode, n, in_size, scale, box)
         idx, w = _taps(a, src, in_size, scale)
@@ -181,17 +186,21 @@ def lower_resize(ctx, node, inputs):
 
 
 def _resize_at(ctx, a, x: Tensor, resized: list[_Axis]):
-    fill = None
+    dtype = x.dtype
+    if dtype is DType.bool:
+        fill = E.const(bool(a.extrapolation_value), dtype)
+    elif a.mode == "nearest":
+        fill = E.const(np.asarray(a.extrapolation_value).astype(dtype.np)[()], dtype)
+    else:                      # interpolated values (and the fill) are rounded back to X's type
+        fill = E.const(_cast_back(np.asarray(a.extrapolation_value, np.float64), dtype.np)[()],
+                       dtype)
 
     def masked(idx, value, dtype):
-        nonlocal fill
         for ax in resized:
             o = idx[ax.axis]
             if ax.keep is not None:
                 value = E.select(ax.keep.at((o,)), value, E.const(0, dtype))
             if ax.outside is not None:
-                fill = E.const(np.asarray(a.extrapolation_value).astype(dtype.np)[()], dtype) \
-                    if dtype is not DType.bool else E.const(bool(a.extrapolation_value), dtype)
                 value = E.select(ax.outside.at((o,)), fill, value)
         return value
 

@@ -39,7 +39,8 @@ COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_cor
 
 
 @pytest.mark.parametrize("coord", COORDS)
-@pytest.mark.parametrize("nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
+@pytest.mark.parametrize("nearest_mode",
+                         ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
 def test_resize_nearest(backend, coord, nearest_mode):
     resize(backend, rand((1, 2, 3, 5)), scales=floats(1, 1, 2.5, 0.6),
            mode="nearest", coordinate_transformation_mode=coord, nearest_mode=nearest_mode)
@@ -63,6 +64,14 @@ def test_resize_tf_crop_and_resize_extrapolates(backend, mode):
     resize(backend, rand((1, 1, 5, 7)), sizes=ints(3, 4), roi=floats(0.4, -0.3, 1.2, 0.7),
            axes=[2, 3], mode=mode, coordinate_transformation_mode="tf_crop_and_resize",
            extrapolation_value=10.0)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_resize_integer_extrapolation_value(backend, mode):
+    x = rand((1, 1, 5, 7), np.int8, low=-8, high=8) * 4
+    resize(backend, x, sizes=ints(3, 4), roi=floats(0.4, -0.3, 1.2, 0.7), axes=[2, 3],
+           mode=mode, coordinate_transformation_mode="tf_crop_and_resize",
+           extrapolation_value=11.5, tol={})
 
 
 @pytest.mark.parametrize("mode", ["linear", "cubic"])
