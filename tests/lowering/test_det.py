@@ -21,3 +21,7 @@ def test_det_singular_and_zero_pivot(backend):
 
 def test_det_float16(backend):
     check_op(backend, "Det", [rand((2, 4, 4), np.float16, seed=2)], rtol=1e-2, atol=1e-2)
+
+
+def test_det_parallel_batch(backend):
+    check_op(backend, "Det", [rand((2100, 4, 4), seed=3)], rtol=1e-4, atol=1e-4)

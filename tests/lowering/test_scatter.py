@@ -67,3 +67,16 @@ def test_tensor_scatter(backend, mode, starts, axis):
 def test_tensor_scatter_without_indices(backend):
     cache = rand((2, 3, 5, 4), seed=14)
     check_op(backend, "TensorScatter", [cache, rand((2, 3, 2, 4), seed=15)])
+
+
+def test_scatter_with_symbolic_sizes(backend):
+    data = rand((6, 4), seed=16)
+    indices = np.array([[0, -1, 2, 5], [5, 1, -6, 0]], I64)
+    check_op(backend, "ScatterElements", [data, indices, rand((2, 4), seed=17)],
+             {"reduction": "add"}, dims={0: ("n", 4), 1: ("m", 4), 2: ("m", 4)})
+    nd_idx = np.array([[1], [-2], [1]], I64)
+    check_op(backend, "ScatterND", [data, nd_idx, rand((3, 4), seed=18)],
+             dims={0: ("n", 4), 1: ("k", 1), 2: ("k", 4)})
+    check_op(backend, "TensorScatter", [rand((2, 7, 3), seed=19), rand((2, 2, 3), seed=20),
+                                        np.array([1, 5], I64)], dims={0: ("b", 7, 3),
+                                                                     1: ("b", 2, 3)})

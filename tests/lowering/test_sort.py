@@ -30,3 +30,10 @@ def test_topk_dtypes(backend, dtype):
     check_op(backend, "TopK", [x, np.array([6], I64)], {"largest": 1}, consts=[1], outputs=2)
     check_op(backend, "TopK", [x, np.array([4], I64)], {"largest": 0, "axis": 0}, consts=[1],
              outputs=2)
+
+
+def test_topk_parallel_rows_and_symbolic_batch(backend):
+    x = rand((1100, 31), seed=3)                    # enough elements for a parallel row loop
+    check_op(backend, "TopK", [x, np.array([5], I64)], consts=[1], outputs=2)
+    check_op(backend, "TopK", [rand((6, 9), seed=4), np.array([4], I64)], consts=[1],
+             outputs=2, dims={0: ("n", 9)})
