@@ -243,7 +243,8 @@ def lower_cast(ctx, node, inputs):
 # --- QuantizeLinear, DequantizeLinear ------------------------------------------------------------
 
 _INT_RANGES = {DType.uint8: (0, 255), DType.int8: (-128, 127), DType.uint16: (0, 65535),
-               DType.int16: (-32768, 32767)}
+               DType.int16: (-32768, 32767), DType.uint4: (0, 15), DType.int4: (-8, 7),
+               DType.uint2: (0, 3), DType.int2: (-2, 1)}
 
 
 def quant_param(ctx, node, p: Tensor | None, x: Tensor):
@@ -264,6 +265,8 @@ def quant_param(ctx, node, p: Tensor | None, x: Tensor):
 def lower_quantize_linear(ctx, node, inputs):
     x, scale, zp = (list(inputs) + [None])[:3]
     out = ctx.out_dtype(node)
+    if out in _FLOAT8 or out is DType.float4e2m1:
+        return [_quantize_float(ctx, node, x, scale, zp, out)]
     if out not in _INT_RANGES:
         ctx.fail(node, f"quantizing to {out.short} is not lowered", hint="use an 8/16-bit target")
     lo, hi = _INT_RANGES[out]
@@ -283,6 +286,28 @@ def lower_quantize_linear(ctx, node, inputs):
     return [Tensor(x.shape, out, at)]
 
 
+def _quantize_float(ctx, node, x, scale, zp, out):
+    """y = x / scale as float8 (clamped to its finite range when saturating; the zero point
+    is not added) or float4e2m1 (+ zero point; the conversion itself clamps)."""
+    a = ctx.attrs(node)
+    if a.precision is not None:
+        div = a.precision
+    else:                           # NumPy's promotion of x / scale
+        div = DType.from_numpy(np.result_type(x.dtype.np, scale.dtype.np))
+    wide = compute_dtype(div)
+    scale_at, zp_at = quant_param(ctx, node, scale, x), quant_param(ctx, node, zp, x)
+
+    def at(idx):
+        y = cast(cast(x.at(idx), wide) / cast(scale_at(idx), wide), div)
+        y = cast(y, wide)
+        if out in _FLOAT8:
+            return cast(saturate(y, out) if a.saturate else y, out)
+        if zp_at is not None:
+            y = y + cast(zp_at(idx), wide)
+        return cast(y, out)
+    return Tensor(x.shape, out, at)
+
+
 @register(ops.DequantizeLinear)
 def lower_dequantize_linear(ctx, node, inputs):
     x, scale, zp = (list(inputs) + [None])[:3]
@@ -292,7 +317,7 @@ def lower_dequantize_linear(ctx, node, inputs):
 
     def at(idx):
         v = cast(x.at(idx), f32)
-        if zp_at is not None:
+        if zp_at is not None and x.dtype not in _BYTE_FLOATS:   # float8/float4: no zero point
             v = v - cast(zp_at(idx), f32)
         return cast(v * cast(scale_at(idx), f32), out)
     return [Tensor(x.shape, out, at)]
