@@ -254,19 +254,14 @@ def _fc(v: float, dtype: DType) -> Const:
 
 
 def _reflect(v: Expr, lo: float, hi: float) -> Expr:
-    """Reflect v off the borders [lo, hi] until it lands inside (as the reference's _reflect)."""
+    """Reflect v off the borders [lo, hi] until it lands inside: the reference's _reflect, as a
+    fold of the distance from lo modulo one period (2 * span), which reads v once."""
     dt = v.dtype
     span = hi - lo
     if span <= 0:
         return _fc(lo, dt)
-    below, above = E.lt(v, _fc(lo, dt)), E.gt(v, _fc(hi, dt))
-    dist = E.select(below, _fc(lo, dt) - v, E.select(above, v - _fc(hi, dt), _fc(0, dt)))
-    flips = E.unary("trunc", dist / _fc(span, dt))
-    rest = dist - flips * _fc(span, dt)
-    even = E.eq(E.binary("fmod", flips, _fc(2, dt)), _fc(0, dt))
-    lo_c, hi_c = _fc(lo, dt), _fc(hi, dt)
-    return E.select(below, E.select(even, lo_c + rest, hi_c - rest),
-                    E.select(above, E.select(even, hi_c - rest, lo_c + rest), v))
+    m = E.binary("fmod", E.unary("abs", v - _fc(lo, dt)), _fc(2 * span, dt))
+    return _fc(lo, dt) + E.select(E.gt(m, _fc(span, dt)), _fc(2 * span, dt) - m, m)
 
 
 def _clip(v: Expr, lo: float, hi: float) -> Expr:

@@ -213,3 +213,11 @@ def test_grid_sample_reads_in_bounds_at_nan_and_inf_positions(backend, mode, pad
     with np.errstate(all="ignore"):
         got = run_backend(backend, lower_graph(graph), feeds)[0]
     assert got.shape == (1, 2, 2, 3)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("align", [0, 1])
+def test_grid_sample_reflects_far_outside_many_times(backend, mode, align):
+    g = rand((1, 5, 6, 2), F32, seed=3, low=-6, high=6)
+    check_op(backend, "GridSample", [rand((1, 2, 4, 5)), g],
+             {"mode": mode, "padding_mode": "reflection", "align_corners": align}, **TOL)
