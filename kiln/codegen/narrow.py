@@ -17,7 +17,6 @@ import llvmlite.ir as ir
 
 from ..ir.dtypes import DType
 from .lltypes import FLOAT, I32, const, intrinsic, lanes, with_lanes
-from .options import CodegenError
 
 
 @dataclass(frozen=True)
@@ -107,12 +106,11 @@ def decode(b: ir.IRBuilder, byte: ir.Value, dtype: DType) -> ir.Value:
 def encode(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
     """A float32 value (scalar or vector) -> the code of the nearest `dtype` value (ties to
     even), as i32 with the stored byte in its low bits."""
-    if dtype is E8M0:
-        raise CodegenError("converting to float8e8m0 is not supported by the native back end",
-                           hint="run the model with the interpreter")
-    f = FORMATS[dtype]
     n = lanes(x)
     i32, f32 = with_lanes(I32, n), with_lanes(FLOAT, n)
+    if dtype is E8M0:
+        return _encode_e8m0(b, x, i32, f32)
+    f = FORMATS[dtype]
     bits = b.bitcast(x, i32)
     sign = b.lshr(bits, _c(i32, 31))
     ax = b.bitcast(b.and_(bits, _c(i32, 0x7FFFFFFF)), f32)
@@ -144,6 +142,16 @@ def encode(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
         mag = b.select(nan, _c(i32, (1 << f.sign_shift) - (1 if f.overflow == "nan" else 2)),
                        mag)
     return b.or_(mag, b.shl(sign, _c(i32, f.sign_shift)))
+
+
+def _encode_e8m0(b, x, i32, f32):
+    """float32 -> float8e8m0 for the values the lowering feeds it: powers of two (exact, as
+    ml_dtypes converts them) and NaN; zero, negatives and NaN give 0xFF. Other values keep
+    their exponent (rounded down): ONNX's rounding modes are the lowering's work (Cast)."""
+    bits = b.bitcast(x, i32)
+    exponent = b.lshr(bits, _c(i32, 23))
+    bad = b.fcmp_unordered("<=", x, _c(f32, 0.0))          # true for NaN too
+    return b.select(bad, _c(i32, 0xFF), b.and_(exponent, _c(i32, 0xFF)))
 
 
 def round_float(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:

@@ -117,6 +117,8 @@ def convert(x: Expr, src: DType, to: DType, a) -> Expr:
     saturating unless a.saturate is 0. From float8/float4/e8m0 to an integer, NaN is 0 and
     ±Inf the integer's extremes (ml_dtypes' rule; a 2- or 4-bit integer gets a byte's,
     wrapped)."""
+    if to is DType.float8e8m0:
+        return to_e8m0(x, bool(a.saturate))
     if to in _FLOAT8 and a.saturate:
         x = saturate(x, to)
     y = cast(x, to)
@@ -225,9 +227,30 @@ def lower_clip(ctx, node, inputs):
 
 
 def _check_target(ctx, node):
-    if node.op in (ops.Cast, ops.CastLike) and ctx.out_dtype(node) is DType.float8e8m0:
-        ctx.fail(node, "casting to float8e8m0 is not lowered",
-                 hint="run the model with the interpreter")
+    if ctx.out_dtype(node) is DType.float8e8m0 and ctx.attrs(node).round_mode != "up":
+        ctx.fail(node, f"casting to float8e8m0 with round_mode '{ctx.attrs(node).round_mode}' "
+                       "is not lowered", hint="round_mode 'up' is; or use the interpreter")
+
+
+def to_e8m0(x: Expr, saturate: bool) -> Expr:
+    """ONNX's Cast to float8e8m0 with round_mode 'up', as the float32 power of two it stands
+    for: the smallest power of two >= |x| (at least 2^-126; 0 is 2^-127), above 2^127 the
+    largest (saturate) or NaN, NaN and ±Inf NaN. Found by a branch-free binary search in
+    float64 (every step exact), so the final cast is exact."""
+    f32, f64 = DType.float32, DType.float64
+    a = cast(unary("abs", cast(x, f32)), f64)
+    p0 = E.const(2.0 ** -126, f64)
+    p = p0
+    for s in (128, 64, 32, 16, 8, 4, 2, 1):        # the largest p0 * 2^k < a
+        step = p * E.const(2.0 ** s, f64)
+        p = select(lt(step, a), step, p)
+    p = select(E.le(a, p0), p0, p * E.const(2.0, f64))
+    nan = E.const(math.nan, f64)
+    over = E.const(2.0 ** 127, f64) if saturate else nan
+    p = select(gt(a, E.const(2.0 ** 127, f64)), over, p)
+    p = select(E.eq(a, E.const(0.0, f64)), E.const(2.0 ** -127, f64), p)
+    p = select(E.eq(a, E.const(math.inf, f64)), nan, select(E.ne(a, a), nan, p))
+    return cast(cast(p, f32), DType.float8e8m0)
 
 
 @register(ops.Cast, ops.CastLike)

@@ -107,7 +107,7 @@ def _source(src: DType) -> np.ndarray:
     return _int_sweep(src)
 
 
-NARROW_TARGETS = NARROW_FLOATS + NARROW_INTS
+NARROW_TARGETS = NARROW_FLOATS + [DType.float8e8m0] + NARROW_INTS
 
 
 @pytest.mark.parametrize("src", WIDE, ids=lambda d: d.short)
@@ -149,11 +149,11 @@ def test_rank0_scalar_code():
                 assert (_bits(g) == _bits(w)).all(), (src, v, g, w)
 
 
-def test_cast_to_e8m0_is_refused():
+def test_cast_to_e8m0_rounding_down_is_refused():
     from kiln.errors import LoweringError
     gb = GraphBuilder("e8m0")
     x = gb.input("x", TensorType(DType.float32, (3,)))
-    gb.output(gb.add(ops.Cast, [x], {"to": DType.float8e8m0})[0])
+    gb.output(gb.add(ops.Cast, [x], {"to": DType.float8e8m0, "round_mode": "down"})[0])
     with pytest.raises(LoweringError):
         lower_graph(gb.graph)
 
