@@ -8,7 +8,12 @@ constant tables, one (taps, out) pair of index and weight tables per axis. An ou
 the sum over the tap combinations of the product of the axes' weights times the input at the
 (clamped) tap indices: 1 tap per axis for nearest, 2 for linear, 4 for cubic, more with antialias
 (then the sum is a Reduce over the tap axes instead of unrolled). Computing the geometry from the
-reference's code keeps every mode exactly as the interpreter has it.
+reference's code keeps every mode exactly as the interpreter has it. Where a tap's index table is
+integer-ratio arithmetic (x2 upsampling, strided downsampling) it is read as that arithmetic.
+An axis of symbolic size can be scaled by an integer factor k (not align_corners,
+tf_crop_and_resize or exclude_outside, whose taps depend on the size): its taps repeat with
+period k, so one period's offsets and weights are read at o % k, offset by o // k and clamped.
+Other symbolic resized axes, and scales/sizes/roi not known when compiling, are LoweringErrors.
 
 GridSample's positions come from the grid tensor, so its taps are expressions: per spatial axis
 the pixel position (float32, as the reference computes it), padding (border clamps, reflection
@@ -143,24 +148,36 @@ def lower_resize(ctx, node, inputs):
     if crop and (roi is None or roi.shape != (2 * len(axes),)):
         ctx.fail(node, "tf_crop_and_resize needs a constant 'roi' with one start and end per axis")
     shape = [d.value if isinstance(d, Const) else None for d in x.shape]
+    periodic = {}                 # symbolic axis -> its integer upscale factor
     for k, d in enumerate(axes):
         if shape[d] is None:
             box = (roi[k], roi[k + len(axes)]) if crop else None
-            if sizes is not None or float(scales[k]) != 1.0 or not _whole(box):
+            factor = _periodic_factor(a, scales[k]) if sizes is None and _whole(box) else None
+            if factor is None:
                 ctx.fail(node, f"Resize of axis {d}, whose size is symbolic",
-                         hint="give the resized axes static sizes")
-            shape[d] = 1          # a placeholder: an identity axis, skipped below
+                         hint="give the resized axes static sizes (a symbolic axis can be "
+                              "scaled by an integer factor, without tf_crop_and_resize, "
+                              "align_corners or exclude_outside)")
+            if factor > 1:
+                periodic[d] = factor
+            shape[d] = 1          # a placeholder: its plan entry is not used
     plan = resize_plan(shape, axes, scales, sizes, a.keep_aspect_ratio_policy)
     out_shape = list(x.shape)
     for _, (d, n, _) in zip(axes, plan):
         if isinstance(x.shape[d], Const):
             out_shape[d] = Const(n)
+        elif d in periodic:
+            out_shape[d] = E.mul(x.shape[d], periodic[d])
     out_shape = tuple(out_shape)
     if any(E.is_const(s, 0) for s in out_shape) or any(E.is_const(s, 0) for s in x.shape):
         return [Tensor.fill(out_shape, E.const(0, x.dtype))]
 
     resized: list[_Axis] = []
     for k, (d, n, scale) in enumerate(plan):
+        if d in periodic:
+            resized.append(_periodic_axis(ctx, a, d, periodic[d], x.shape[d],
+                                          _accumulator(x.dtype)))
+            continue
         if not isinstance(x.shape[d], Const):
             continue
         in_size = shape[d]
@@ -183,6 +200,69 @@ def lower_resize(ctx, node, inputs):
     if not resized:
         return [x.remap(out_shape, lambda idx: idx)]
     return [Tensor(out_shape, x.dtype, _resize_at(ctx, a, x, resized))]
+
+
+def _periodic_factor(a, scale) -> int | None:
+    """The integer factor k >= 1 a symbolic axis is scaled by, when its taps repeat with period
+    k in the output index (o = q * k + r reads q + offset(r) with weight(r)), else None."""
+    scale = float(scale)
+    if scale < 1 or not scale.is_integer() or a.exclude_outside or \
+            a.coordinate_transformation_mode in ("align_corners", "tf_crop_and_resize"):
+        return None
+    return int(scale)
+
+
+def _periodic_axis(ctx, a, axis: int, k: int, in_size: Expr, acc: DType) -> "_Axis":
+    """A symbolic axis scaled by k: the taps of one period from the reference (outputs q*k ..
+    q*k + k-1 of an axis long enough that they reach no border), read at o % k, offset by
+    o // k and clamped into the axis."""
+    q = 4                              # taps reach at most 2 pixels either side
+    n = 2 * q + 1
+    src, _ = _source_coords(a.coordinate_transformation_mode, n * k, n, float(k), None)
+    idx, w = _taps(a, src, n, float(k))
+    period = slice(q * k, (q + 1) * k)
+    idx, w = idx[period] - q, w[period]
+    if a.mode == "nearest":
+        pick = np.argmax(w != 0, axis=1)
+        idx, w = idx[np.arange(k), pick][:, None], None
+    ax = _Axis.__new__(_Axis)
+    ax.axis, ax.taps, ax.keep, ax.outside = axis, idx.shape[1], None, None
+    ax.idx = _PeriodicIndex(ctx, idx.T, k, in_size)
+    ax.w = None if w is None else \
+        _PeriodicTable(constant_tensor(ctx, w.T.astype(acc.np), "resize_w"), k)
+    return ax
+
+
+class _PeriodicIndex:
+    """Tap t at output o: clamp(o // k + offset[t, o % k], 0, in_size - 1)."""
+
+    def __init__(self, ctx, offsets: np.ndarray, k: int, in_size: Expr):
+        self.k, self.in_size = k, in_size
+        self.offsets = constant_tensor(ctx, offsets.astype(np.int64), "resize_off")
+        # offset[t, r] == (r + c) // k - r // k for some c: then the index is (o + c) // k
+        self.shift = []
+        for row in offsets:
+            r = np.arange(k)
+            cs = [c for c in range(-3 * k, 3 * k) if np.array_equal((r + c) // k, row)]
+            self.shift.append(cs[0] if cs else None)
+
+    def at(self, tap_o):
+        t, o = tap_o
+        c = self.shift[t.value] if isinstance(t, Const) else None
+        if c is not None:
+            e = E.floordiv(E.add(o, c), self.k)
+        else:
+            e = E.add(E.floordiv(o, self.k), self.offsets.at((t, E.mod(o, self.k))))
+        return E.clamp(e, E.ZERO, E.sub(self.in_size, 1))
+
+
+class _PeriodicTable:
+    def __init__(self, table: Tensor, k: int):
+        self.table, self.k = table, k
+
+    def at(self, tap_o):
+        t, o = tap_o
+        return self.table.at((t, E.mod(o, self.k)))
 
 
 def _resize_at(ctx, a, x: Tensor, resized: list[_Axis]):

@@ -221,3 +221,25 @@ def test_grid_sample_reflects_far_outside_many_times(backend, mode, align):
     g = rand((1, 5, 6, 2), F32, seed=3, low=-6, high=6)
     check_op(backend, "GridSample", [rand((1, 2, 4, 5)), g],
              {"mode": mode, "padding_mode": "reflection", "align_corners": align}, **TOL)
+
+
+@pytest.mark.parametrize("mode,coord", [
+    ("nearest", "asymmetric"), ("nearest", "half_pixel"), ("linear", "half_pixel"),
+    ("linear", "pytorch_half_pixel"), ("cubic", "half_pixel"), ("cubic", "asymmetric"),
+    ("linear", "half_pixel_symmetric")])
+@pytest.mark.parametrize("feed", [(2, 1, 3, 5), (1, 1, 1, 2)])
+def test_resize_symbolic_axes_by_integer_factors(backend, mode, coord, feed):
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, "n", 1, "h", "w"))
+    y = b.Resize(x, b.constant(np.zeros(0, F32)), b.constant(floats(1, 1, 2, 3)),
+                 mode=mode, coordinate_transformation_mode=coord)
+    b.output(y)
+    check_graph(backend, b.graph, {"x": rand(feed)}, **TOL)
+
+
+def test_resize_symbolic_axis_by_a_fraction_is_a_lowering_error():
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, 1, 1, "h", 4))
+    b.output(b.Resize(x, b.constant(np.zeros(0, F32)), b.constant(floats(1, 1, 1.5, 2))))
+    with pytest.raises(LoweringError):
+        lower_graph(b.graph)
