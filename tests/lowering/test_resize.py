@@ -243,3 +243,11 @@ def test_resize_symbolic_axis_by_a_fraction_is_a_lowering_error():
     b.output(b.Resize(x, b.constant(np.zeros(0, F32)), b.constant(floats(1, 1, 1.5, 2))))
     with pytest.raises(LoweringError):
         lower_graph(b.graph)
+
+
+def test_grid_sample_symbolic_batch_and_output_size(backend):
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, "n", 2, 4, 5))
+    g = b.input("grid", tensor(DType.float32, "n", "h", "w", 2))
+    b.output(b.GridSample(x, g, mode="linear", padding_mode="border"))
+    check_graph(backend, b.graph, {"x": rand((3, 2, 4, 5)), "grid": grid((3, 2, 7, 2))}, **TOL)
