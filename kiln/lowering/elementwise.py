@@ -118,7 +118,7 @@ def convert(x: Expr, src: DType, to: DType, a) -> Expr:
     ±Inf the integer's extremes (ml_dtypes' rule; a 2- or 4-bit integer gets a byte's,
     wrapped)."""
     if to is DType.float8e8m0:
-        return to_e8m0(x, bool(a.saturate))
+        return to_e8m0(x, bool(a.saturate), a.round_mode)
     if to in _FLOAT8 and a.saturate:
         x = saturate(x, to)
     y = cast(x, to)
@@ -226,38 +226,42 @@ def lower_clip(ctx, node, inputs):
     return [apply(clip, [x, lo, hi], ctx.out_dtype(node))]
 
 
-def _check_target(ctx, node):
-    if ctx.out_dtype(node) is DType.float8e8m0 and ctx.attrs(node).round_mode != "up":
-        ctx.fail(node, f"casting to float8e8m0 with round_mode '{ctx.attrs(node).round_mode}' "
-                       "is not lowered", hint="round_mode 'up' is; or use the interpreter")
-
-
-def to_e8m0(x: Expr, saturate: bool) -> Expr:
-    """ONNX's Cast to float8e8m0 with round_mode 'up', as the float32 power of two it stands
-    for: the smallest power of two >= |x| (at least 2^-126; 0 is 2^-127), above 2^127 the
-    largest (saturate) or NaN, NaN and ±Inf NaN. Found by a branch-free binary search in
-    float64 (every step exact), so the final cast is exact."""
+def to_e8m0(x: Expr, saturate: bool, round_mode: str) -> Expr:
+    """ONNX's Cast to float8e8m0, as the float32 power of two it stands for: |x|'s exponent,
+    rounded up / down / to nearest (ties up) by `round_mode`; below 2^-126 the choice is
+    2^-127 or 2^-126; rounding past 2^127 stays there (saturate) or is NaN; NaN and ±Inf are
+    NaN. The exponent is found by a branch-free binary search in float64 (every step exact),
+    so the final cast is exact."""
     f32, f64 = DType.float32, DType.float64
+
+    def c(v):
+        return E.const(v, f64)
     a = cast(unary("abs", cast(x, f32)), f64)
-    p0 = E.const(2.0 ** -126, f64)
+    p0 = c(2.0 ** -126)
     p = p0
-    for s in (128, 64, 32, 16, 8, 4, 2, 1):        # the largest p0 * 2^k < a
-        step = p * E.const(2.0 ** s, f64)
+    for s in (128, 64, 32, 16, 8, 4, 2, 1):        # the largest p0 * 2^k < a (p0 if none)
+        step = p * c(2.0 ** s)
         p = select(lt(step, a), step, p)
-    p = select(E.le(a, p0), p0, p * E.const(2.0, f64))
-    nan = E.const(math.nan, f64)
-    over = E.const(2.0 ** 127, f64) if saturate else nan
-    p = select(gt(a, E.const(2.0 ** 127, f64)), over, p)
-    p = select(E.eq(a, E.const(0.0, f64)), E.const(2.0 ** -127, f64), p)
-    p = select(E.eq(a, E.const(math.inf, f64)), nan, select(E.ne(a, a), nan, p))
-    return cast(cast(p, f32), DType.float8e8m0)
+    low = select(E.le(p * c(2.0), a), p * c(2.0), p)          # 2^floor(log2 a) when a >= p0
+    if round_mode == "up":
+        up, tiny_up = gt(a, low), gt(a, c(0.0))
+    elif round_mode == "nearest":
+        up, tiny_up = E.ge(a, low * c(1.5)), gt(a, c(2.0 ** -127))
+    else:
+        up, tiny_up = lt(a, c(0.0)), lt(a, c(0.0))              # never
+    top = c(2.0 ** 127)
+    high = select(E.eq(low, top), top if saturate else c(math.nan), low * c(2.0))
+    normal = select(up, high, low)
+    tiny = select(tiny_up, p0, c(2.0 ** -127))
+    v = select(lt(a, p0), tiny, normal)
+    v = select(E.eq(a, c(math.inf)), c(math.nan), select(E.ne(a, a), c(math.nan), v))
+    return cast(cast(v, f32), DType.float8e8m0)
 
 
 @register(ops.Cast, ops.CastLike)
 def lower_cast(ctx, node, inputs):
     target = ctx.out_dtype(node)
     a = ctx.attrs(node)
-    _check_target(ctx, node)
     src = inputs[0].dtype
     return [apply(lambda x: convert(x, src, target, a), inputs[:1], target)]
 

@@ -149,13 +149,21 @@ def test_rank0_scalar_code():
                 assert (_bits(g) == _bits(w)).all(), (src, v, g, w)
 
 
-def test_cast_to_e8m0_rounding_down_is_refused():
-    from kiln.errors import LoweringError
+@pytest.mark.parametrize("src", [DType.float32, DType.float64, DType.float16, DType.int32],
+                         ids=lambda d: d.short)
+def test_to_e8m0_round_modes(src):
+    """Cast to float8e8m0 by every round_mode and both saturate settings."""
+    data = _source(src)
     gb = GraphBuilder("e8m0")
-    x = gb.input("x", TensorType(DType.float32, (3,)))
-    gb.output(gb.add(ops.Cast, [x], {"to": DType.float8e8m0, "round_mode": "down"})[0])
-    with pytest.raises(LoweringError):
-        lower_graph(gb.graph)
+    x = gb.input("x", TensorType(src, (len(data),)))
+    cases = [(mode, sat) for mode in ("up", "down", "nearest") for sat in (0, 1)]
+    gb.output(*[gb.add(ops.Cast, [x], {"to": DType.float8e8m0, "round_mode": mode,
+                                       "saturate": sat})[0] for mode, sat in cases])
+    want = interpret(gb.graph, {"x": data})
+    got = compile_program(lower_graph(gb.graph)).run({"x": data})
+    for case, g, w in zip(cases, got, want):
+        bad = np.flatnonzero(_bits(g) != _bits(w))
+        assert bad.size == 0, (case, data[bad[:5]], _bits(g)[bad[:5]], _bits(w)[bad[:5]])
 
 
 QUANT_TARGETS = [DType.float8e4m3fn, DType.float8e4m3fnuz, DType.float8e5m2, DType.float8e5m2fnuz,
