@@ -41,7 +41,8 @@ HALF_FLOATS = frozenset({DType.float16, DType.bfloat16})
 def check_dtype(dtype: DType) -> None:
     if dtype not in _STORAGE:
         raise CodegenError(f"dtype {dtype.short} is not supported by the native back end",
-                           hint="supported: f16, bf16, f32, f64, bool, i8..i64, u8..u64")
+                           hint="supported: f16, bf16, f32, f64, bool, i8..i64, u8..u64, float8, "
+                                "float4, e8m0, i4, u4, i2, u2")
 
 
 def storage_type(dtype: DType) -> ir.Type:
