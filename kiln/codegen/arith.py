@@ -337,6 +337,8 @@ class Arith:
         if src is DType.bool:
             return b.uitofp(x, t) if dst.is_float else b.zext(x, t)
         if src.is_float and dst.is_float:
+            if src is DType.float8e5m2:      # a loaded NaN keeps its payload until converted
+                x = narrow.quiet(b, x)
             return self._float_to_float(x, src, dst)
         if dst.is_float:
             return self.round(b.sitofp(x, t) if src.is_signed else b.uitofp(x, t), dst)

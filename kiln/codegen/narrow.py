@@ -91,10 +91,9 @@ def decode(b: ir.IRBuilder, byte: ir.Value, dtype: DType) -> ir.Value:
     if f.fnuz:
         nan = b.icmp_unsigned("==", code, _c(i32, 0x80))
         return b.bitcast(b.select(nan, _c(i32, _QNAN | 1 << 31), mag), f32)
-    if f.overflow == "inf":      # exponent all ones: Inf (mantissa 0) or NaN
+    if f.overflow == "inf":      # exponent all ones: Inf (mantissa 0) or NaN, payload kept
         top = b.icmp_unsigned("==", e, _c(i32, (1 << f.ebits) - 1))
-        special = b.select(b.icmp_unsigned("==", m, _c(i32, 0)), _c(i32, 0x7F800000),
-                           _c(i32, _QNAN))
+        special = b.or_(_c(i32, 0x7F800000), b.shl(m, _c(i32, 23 - f.mbits)))
         mag = b.select(top, b.or_(special, sign), mag)
     elif f.overflow == "nan":    # all-ones magnitude is NaN
         allones = (1 << f.sign_shift) - 1
@@ -138,9 +137,12 @@ def encode(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
     if f.overflow == "clamp":    # float4e2m1 has no NaN: ml_dtypes gives zero of the other sign
         mag = b.select(nan, _c(i32, 0), mag)
         sign = b.select(nan, b.xor(sign, _c(i32, 1)), sign)
-    else:
-        mag = b.select(nan, _c(i32, (1 << f.sign_shift) - (1 if f.overflow == "nan" else 2)),
-                       mag)
+    elif f.overflow == "nan":
+        mag = b.select(nan, _c(i32, (1 << f.sign_shift) - 1), mag)
+    else:                        # e5m2 keeps a NaN's payload (its top mantissa bits, not 0)
+        payload = b.and_(b.lshr(bits, _c(i32, 23 - f.mbits)), _c(i32, (1 << f.mbits) - 1))
+        payload = b.select(b.icmp_unsigned("==", payload, _c(i32, 0)), _c(i32, 2), payload)
+        mag = b.select(nan, b.or_(_c(i32, f.max_code + 1), payload), mag)
     return b.or_(mag, b.shl(sign, _c(i32, f.sign_shift)))
 
 
@@ -154,8 +156,18 @@ def _encode_e8m0(b, x, i32, f32):
     return b.select(bad, _c(i32, 0xFF), b.and_(exponent, _c(i32, 0xFF)))
 
 
+def quiet(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """NaN as the quiet NaN of its sign (ml_dtypes' conversions do not keep payloads; loads
+    and stores do, so a copied e5m2 NaN keeps its bits)."""
+    n = lanes(x)
+    i32 = with_lanes(I32, n)
+    signed = b.or_(b.and_(b.bitcast(x, i32), _c(i32, 1 << 31)), _c(i32, _QNAN))
+    return b.select(b.fcmp_unordered("uno", x, x), b.bitcast(signed, x.type), x)
+
+
 def round_float(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
     """A float32 value rounded to `dtype`'s nearest value, held as float32."""
+    x = quiet(b, x)
     byte = b.trunc(encode(b, x, dtype), with_lanes(ir.IntType(8), lanes(x)))
     return decode(b, byte, dtype)
 
