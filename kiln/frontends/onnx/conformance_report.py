@@ -52,13 +52,15 @@ class Report:
 
 
 BACKENDS = ("interpreter", "native")
+SPECIALIZED = "specialized"   # passed once the inputs that decide shapes were fixed to the feeds
 
 
 def statuses_from_json(data: dict, names) -> dict[str, tuple[str, str]]:
     """Per-case (status, message) of a full run recorded in JSON (passes are not listed there)."""
     fails, skips = data.get("failures", {}), data.get("skips", {})
+    special = data.get("specialized", {})
     return {n: ("fail", fails[n]) if n in fails else ("skip", skips[n]) if n in skips
-            else ("pass", "") for n in names}
+            else ("pass", SPECIALIZED if n in special else "") for n in names}
 
 
 def write_docs(report: Report, path: Path, others: dict | None = None) -> None:
@@ -66,7 +68,8 @@ def write_docs(report: Report, path: Path, others: dict | None = None) -> None:
     other back ends recorded in `others` ({backend: JSON record})."""
     from .expected_failures import EXPECTED_FAILURES
     names = [r.name for r in report.results]
-    columns = {report.backend: {r.name: (r.status, r.message) for r in report.results}}
+    columns = {report.backend: {r.name: (r.status, SPECIALIZED if r.execution == "native-specialized"
+                                         else r.message) for r in report.results}}
     for b, data in (others or {}).items():
         if b != report.backend and data.get("total") == len(names):
             columns[b] = statuses_from_json(data, names)
@@ -94,7 +97,11 @@ def write_docs(report: Report, path: Path, others: dict | None = None) -> None:
               "are made by ConstantOfShape) run on onnx's fixed dummy input; their expected "
               "outputs are nearly constant, so they prove mostly that the model imports and runs "
               "end to end. Failures listed in `kiln/frontends/onnx/expected_failures.py` are "
-              "marked *expected*. The note is the first back end's failure message.", ""]
+              "marked *expected*. The note is the first back end's failure message. A native "
+              "*pass (specialized)* ran code compiled with the inputs that decide shapes (a "
+              "Reshape's target, TopK's K, Resize's scales fed as inputs) fixed to the case's "
+              "values, as the ONNX backend does for such graphs; `kiln.compile` itself asks for "
+              "those to be constants.", ""]
     for cat in CATEGORIES:
         cases = sorted(n for n in names if by_cat[n] == cat)
         if not cases:
@@ -108,6 +115,8 @@ def write_docs(report: Report, path: Path, others: dict | None = None) -> None:
                 if status == "fail" and n in EXPECTED_FAILURES:
                     cells.append("fail (expected)")
                     note = note or EXPECTED_FAILURES[n]
+                elif status == "pass" and message == SPECIALIZED:
+                    cells.append("pass (specialized)")
                 else:
                     cells.append({"pass": "pass", "fail": "FAIL", "skip": "skip"}[status])
                     if status != "pass":
