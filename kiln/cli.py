@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="graph optimization level (default 2); LLVM always runs at -O3")
     comp.add_argument("-o", "--output", help="write the printed form to this file")
     comp.add_argument("--stats", action="store_true",
-                      help="print the memory plan: arena, naive sum and lower bound in bytes")
+                      help="print ops, kernels and fused groups, and the memory plan: arena, "
+                           "naive sum and lower bound in bytes")
     comp.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                       help="size of a symbolic dimension for --stats (default 1)")
     comp.set_defaults(func=cmd_compile)
@@ -197,9 +198,24 @@ def cmd_compile(args) -> int:
           f"LLVM IR: {model.llvm_ir.count(chr(10))} lines")
     print(f"  {model!r}")
     if args.stats:
+        _print_fusion_stats(graph, model.program, sys.stdout)
         _print_memory_stats(model.program, args, sys.stdout)
     print("  print a stage with --emit " + "|".join(EMITS))
     return 0
+
+
+def _print_fusion_stats(graph, program, stream) -> None:
+    """Ops after the optimizer, kernels after fusion, and each fused group's ops."""
+    from .ir import ops
+    groups = [n for n in graph.nodes if n.op is ops.Fused]
+    n_ops = sum(len(n.attrs["body"].nodes) if n.op is ops.Fused else 1 for n in graph.nodes)
+    kernels = len(program.kernels)
+    print(f"  ops after the optimizer: {n_ops}; kernels after fusion: {kernels} "
+          f"({100 * kernels / max(n_ops, 1):.0f}% of the ops); {len(groups)} fused groups",
+          file=stream)
+    for n in groups:
+        body_ops = ", ".join(m.op.name for m in n.attrs["body"].nodes)
+        print(f"    {n.name or n.outputs[0].name}: {body_ops}", file=stream)
 
 
 def _print_memory_stats(program, args, stream) -> None:

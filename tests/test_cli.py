@@ -93,3 +93,15 @@ def test_opt_prints_ir_and_stats_and_writes_onnx(tmp_path, capsys):
     assert "IR after eliminate_dead_code" in out and "Neg" in out
     assert main(["opt", str(path), "--passes", "no_such_pass"]) == 1
     assert "unknown pass" in capsys.readouterr().err
+
+
+def test_compile_stats_report_kernels_groups_and_memory(tmp_path, capsys):
+    from kiln.demo import small_cnn
+    from kiln.frontends.onnx import save_model
+    path = tmp_path / "cnn.onnx"
+    save_model(small_cnn(), path)
+    assert main(["compile", str(path), "--stats", "--dim", "batch=2"]) == 0
+    out = capsys.readouterr().out
+    assert "ops after the optimizer: 9; kernels after fusion: 5" in out
+    assert "relu1: Conv, Relu" in out and "softmax: Gemm, Softmax" in out
+    assert "memory (batch=2): arena" in out and "lower bound" in out
