@@ -113,3 +113,18 @@ def assert_same(got, want, *, rtol=1e-6, atol=1e-6, what="value"):
                                    atol=atol, equal_nan=True, err_msg=what)
     else:
         np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+def infer(op_name: str, *inputs, outputs: int = 1, **attrs):
+    """The output type(s) of one node: inputs are TensorTypes (graph inputs), None (absent) or
+    arrays (constants, so inference sees their values)."""
+    b = GraphBuilder()
+    vals = [b.input(f"x{i}", x) if isinstance(x, TensorType) else
+            None if x is None else b.constant(np.asarray(x), f"c{i}") for i, x in enumerate(inputs)]
+    out = getattr(b, op_name)(*vals, outputs=outputs, **attrs)
+    return out.type if not isinstance(out, tuple) else tuple(v.type for v in out)
+
+
+def strings(*shape) -> np.ndarray:
+    """A string tensor of `shape` ("s0", "s1", ...)."""
+    return np.array([f"s{i}" for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)

@@ -5,7 +5,7 @@ from kiln.errors import ExecutionError, TypeInferenceError
 from kiln.ir import FusionKind, GraphBuilder, ops, tensor
 from kiln.ir.dtypes import DType
 from kiln.ir.types import TensorType
-from tests.ir.ops.harness import check_op, run_kiln
+from tests.ir.ops.harness import check_op, run_kiln, infer, strings
 from tests.ir.ops.ort_check import check_op_ort
 
 rng = np.random.default_rng(3)
@@ -16,20 +16,12 @@ def randn(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def strings(*shape):
-    return np.array([f"s{i}" for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)
 
 
 def other_dtypes(*shape):
     return [rng.integers(-50, 50, shape).astype(np.int64), rng.random(shape) > 0.5, strings(*shape)]
 
 
-def infer(op, *inputs, outputs=1, **attrs):
-    b = GraphBuilder()
-    vals = [b.input(f"x{i}", x) if isinstance(x, TensorType) else
-            None if x is None else b.constant(np.asarray(x), f"c{i}") for i, x in enumerate(inputs)]
-    out = getattr(b, op)(*vals, outputs=outputs, **attrs)
-    return out.type if not isinstance(out, tuple) else tuple(v.type for v in out)
 
 
 # --- Gather ---

@@ -5,7 +5,7 @@ from kiln.errors import ExecutionError, TypeInferenceError
 from kiln.ir import GraphBuilder, tensor
 from kiln.ir.dtypes import DType
 from kiln.ir.types import TensorType
-from tests.ir.ops.harness import check_op, run_kiln
+from tests.ir.ops.harness import check_op, run_kiln, infer, strings
 
 rng = np.random.default_rng(2)
 f32, i64 = DType.float32, DType.int64
@@ -15,15 +15,8 @@ def randn(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def strings(*shape):
-    return np.array([f"s{i}" for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)
 
 
-def infer(op, *inputs, **attrs):
-    b = GraphBuilder()
-    vals = [b.input(f"x{i}", x) if isinstance(x, TensorType) else b.constant(np.asarray(x), f"c{i}")
-            for i, x in enumerate(inputs)]
-    return getattr(b, op)(*vals, **attrs).type
 
 
 # --- DepthToSpace, SpaceToDepth ---

@@ -6,7 +6,7 @@ from kiln.ir import GraphBuilder, Trait, ops, tensor
 from kiln.ir.dtypes import DType
 from kiln.ir.interpreter import interpret
 from kiln.ir.types import SequenceType, TensorType
-from tests.ir.ops.harness import check_op, run_kiln
+from tests.ir.ops.harness import check_op, run_kiln, infer, strings
 from tests.ir.ops.ort_check import check_op_ort
 
 rng = np.random.default_rng(0)
@@ -17,17 +17,8 @@ def randn(*shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def strings(*shape):
-    return np.array([f"s{i}" for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)
 
 
-def infer(op, *inputs, **attrs):
-    """The output type of one node; inputs are TensorTypes or constant arrays."""
-    b = GraphBuilder()
-    vals = [b.input(f"x{i}", x) if isinstance(x, TensorType) else
-            None if x is None else b.constant(np.asarray(x), f"c{i}") for i, x in enumerate(inputs)]
-    out = getattr(b, op)(*vals, **attrs)
-    return out.type if not isinstance(out, tuple) else tuple(v.type for v in out)
 
 
 # --- Shape, Size ---
