@@ -5,9 +5,10 @@
     python -m benchmarks.bench --write-docs                 # also update docs/performance.md
 
 For each model of benchmarks/models.py (plus `tiny`, one Add of two [1] tensors, which shows
-what a call costs apart from the work) the same seeded weights run in three runtimes:
+what a call costs apart from the work) the same seeded weights run in four runtimes:
 
     kiln-native     kiln.compile(the exported ONNX model) -> one native entry point
+    kiln unfused    the same without the fusion passes (one kernel per op): what fusion buys
     ONNX Runtime    InferenceSession on the same ONNX bytes, CPUExecutionProvider,
                     every graph optimization, intra-op threads = --threads
     PyTorch eager   benchmarks/torch_models.py (the same weights, looked up by name),
@@ -44,7 +45,7 @@ from kiln.ir.interpreter import interpret
 from .models import SUITE, example_inputs
 from .timing import Stats, interleave
 
-RUNTIMES = ("kiln-native", "ONNX Runtime", "PyTorch eager")
+RUNTIMES = ("kiln-native", "kiln unfused", "ONNX Runtime", "PyTorch eager")
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -106,7 +107,7 @@ class Row:
 # --- the three runtimes ----------------------------------------------------------------------
 
 def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
-                 threads: int) -> Prepared:
+                 threads: int, fuse: bool = True) -> Prepared:
     try:
         import kiln
         from kiln.codegen.threadpool import ensure_thread_pool
@@ -115,10 +116,16 @@ def prepare_kiln(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
     except (ImportError, AttributeError) as e:
         raise Unavailable(f"kiln.compile unavailable: {e}") from e
     t0 = time.perf_counter()
-    model = compile_model(onnx_bytes)
+    model = compile_model(onnx_bytes, kiln.CompileOptions(fuse=fuse))
     setup = time.perf_counter() - t0
     args = [feeds[v.name] for v in graph.inputs]
     return Prepared(lambda: model.run(args), list, setup, model.close)
+
+
+def prepare_kiln_unfused(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
+                         threads: int) -> Prepared:
+    """kiln without its fusion passes (one kernel per op): what fusion buys, side by side."""
+    return prepare_kiln(name, graph, onnx_bytes, feeds, threads, fuse=False)
 
 
 def prepare_ort(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
@@ -153,7 +160,7 @@ def prepare_torch(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
     return Prepared(call, torch_models.to_numpy, setup)
 
 
-PREPARE = dict(zip(RUNTIMES, (prepare_kiln, prepare_ort, prepare_torch)))
+PREPARE = dict(zip(RUNTIMES, (prepare_kiln, prepare_kiln_unfused, prepare_ort, prepare_torch)))
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -241,14 +248,18 @@ def _setup(cell: Cell) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ("| model | input | kiln-native median (p90) | ONNX Runtime median (p90) "
-            "| PyTorch eager median (p90) | kiln / ORT | kiln / PyTorch "
-            "| max abs diff vs interpreter (kiln / ORT / PyTorch) | kiln compile | ORT session |")
-    lines = [head, "|" + "---|" * 10]
+    head = ("| model | input | kiln-native median (p90) | kiln unfused median (p90) "
+            "| ONNX Runtime median (p90) | PyTorch eager median (p90) | kiln / kiln unfused "
+            "| kiln / ORT | kiln / PyTorch "
+            "| max abs diff vs interpreter (kiln / unfused / ORT / PyTorch) | kiln compile "
+            "| ORT session |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         c = r.cells
         lines.append(f"| {r.model} | {r.label} | {_latency(c['kiln-native'])} "
+                     f"| {_latency(c['kiln unfused'])} "
                      f"| {_latency(c['ONNX Runtime'])} | {_latency(c['PyTorch eager'])} "
+                     f"| {_ratio(r, 'kiln unfused')} "
                      f"| {_ratio(r, 'ONNX Runtime')} | {_ratio(r, 'PyTorch eager')} "
                      f"| {_diffs(r)} | {_setup(c['kiln-native'])} | {_setup(c['ONNX Runtime'])} |")
     return "\n".join(lines)

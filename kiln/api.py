@@ -7,7 +7,7 @@
     model = kiln.compile(graph, opt_level=1)            # fields of CompileOptions as keywords
 
 The pipeline, one function per arrow:
-    import_model (ONNX -> Graph IR) -> pipeline(options.opt_level) (graph passes, kiln/pipeline.py)
+    import_model (ONNX -> Graph IR) -> pipeline(options.opt_level, fuse=options.fuse) (graph passes, kiln/pipeline.py)
     -> lower_graph (Loop IR) -> compile_program (LLVM -O3 -> machine code) -> CompiledModel
 `options.opt_level` picks the graph pipeline; the machine code is always optimized by LLVM at -O3.
 A Graph given to `compile` is copied first, never changed.
@@ -58,4 +58,4 @@ def optimize_graph(graph: Graph, options: CompileOptions) -> Graph:
     """Run the graph pass pipeline of `options.opt_level` (kiln/pipeline.py)."""
     from .pipeline import pipeline
     from .rewrite.pass_manager import PassContext, PassManager
-    return PassManager(pipeline(options.opt_level)).run(graph, PassContext(options))
+    return PassManager(pipeline(options.opt_level, fuse=options.fuse)).run(graph, PassContext(options))

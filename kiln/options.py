@@ -12,3 +12,5 @@ class CompileOptions:
     fast_math: bool = False
     # Constant folding leaves results larger than this unmaterialized (Expand/Tile of many MB).
     fold_size_limit_bytes: int = 1 << 20
+    # Group ops into fused kernels at -O2 and up; False keeps one kernel per op (to compare).
+    fuse: bool = True

@@ -26,13 +26,14 @@ from .passes.fuse_horizontal import FuseHorizontal
 from .passes.simplify import Simplify
 
 
-def pipeline(level: int) -> list[Pass]:
-    """The passes of optimization level `level` (0..3), in order."""
+def pipeline(level: int, fuse: bool = True) -> list[Pass]:
+    """The passes of optimization level `level` (0..3), in order; `fuse=False` leaves out the
+    fusion passes (one kernel per op, for comparison)."""
     if level <= 0:
         return []                                   # O0: the graph as imported
     if level == 1:
         return [FoldConstants(), EliminateDeadCode()]
-    return [
+    passes = [
         FoldConstants(),
         FixedPoint((EliminateCommonSubexpressions(), Simplify(), FoldConstants())),
         FoldBatchNorm(),
@@ -44,6 +45,9 @@ def pipeline(level: int) -> list[Pass]:
         Fuse(),
         # slots: transform_layout -> plan_memory
     ]
+    if not fuse:
+        passes = [p for p in passes if not isinstance(p, (FuseHorizontal, Fuse))]
+    return passes
 
 
 ALL_PASSES: dict[str, type[Pass]] = {

@@ -15,12 +15,13 @@ def test_harness_runs_the_tiny_model(capsys):
     table = [line for line in out.splitlines() if line.startswith("| tiny |")]
     assert len(table) == 1
     cells = [c.strip() for c in table[0].strip("|").split("|")]
-    assert len(cells) == 10
-    kiln, ort = cells[2], cells[3]
+    assert len(cells) == 12
+    kiln, unfused, ort = cells[2], cells[3], cells[4]
     assert not ort.startswith("n/a")              # onnxruntime is a test dependency
     assert kiln.startswith("n/a (") or "s (" in kiln
-    diffs = cells[7].split(" / ")
-    assert diffs[1] == "0.0e+00"                  # x + y is exact in every runtime that runs
+    assert unfused.startswith("n/a (") or "s (" in unfused
+    diffs = cells[9].split(" / ")
+    assert diffs[2] == "0.0e+00"                  # x + y is exact in every runtime that runs
     assert all(d in ("0.0e+00", "n/a") for d in diffs)
     assert "Command: `python -m benchmarks.bench --models tiny --repeat 2`" in out
 

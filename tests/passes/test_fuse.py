@@ -118,3 +118,15 @@ def test_fused_body_must_match_its_inputs():
     body.output(body.Relu(body.input("bx", tensor(f32, 5))))
     with pytest.raises(TypeInferenceError, match="input 0 is f32\\[4\\]"):
         b.Fused(x, body=body.graph)
+
+
+def test_compiling_without_fusion_keeps_one_kernel_per_op():
+    import kiln
+    from kiln.pipeline import pipeline
+    assert not any(p.name.startswith("fuse") for p in pipeline(2, fuse=False))
+    graph = conv_block()
+    fused = kiln.compile(graph)
+    unfused = kiln.compile(graph, kiln.CompileOptions(fuse=False))
+    assert len(fused.program.kernels) < len(unfused.program.kernels)
+    feeds = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    np.testing.assert_allclose(fused(feeds)[0], unfused(feeds)[0], rtol=1e-5, atol=1e-5)
