@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ScheduleError
 from .expr import COMBINERS, Binary, Load, Reduce, Var, free_vars
-from .nest import all_exprs, all_stmts, subexprs
+from .nest import all_exprs, walk, subexprs
 from .printer import format_expr
 from .stmt import Assign, If, Kernel, Local, Loop, Store
 
@@ -99,15 +99,15 @@ def _index_of(x):
 def targets(body: list) -> tuple[list, set]:
     """The buffers and outer Locals written in `body`, and the names bound inside it."""
     inside, by_key = set(), {}
-    for s in all_stmts(body):
+    for s in walk(body):
         if isinstance(s, (Loop, Local)):
             inside.add(s.var.name)
     for e in all_exprs(body):
         if isinstance(e, Reduce):
             inside |= {v.name for v, _, _ in e.axes}
-    guarded = {id(s) for g in all_stmts(body) if isinstance(g, If)
-               for s in all_stmts(g.then + g.orelse)}
-    for s in all_stmts(body):
+    guarded = {id(s) for g in walk(body) if isinstance(g, If)
+               for s in walk(g.then + g.orelse)}
+    for s in walk(body):
         if isinstance(s, Store):
             t = by_key.setdefault(s.buffer.root, Target(f"%{s.buffer.root.name}"))
         elif isinstance(s, Assign) and s.var.name not in inside:
@@ -161,5 +161,5 @@ def buffers_read(body: list) -> set:
 
 
 def buffers_written(body: list) -> set:
-    return {s.buffer.root for s in all_stmts(body) if isinstance(s, Store)}
+    return {s.buffer.root for s in walk(body) if isinstance(s, Store)}
 

@@ -13,7 +13,7 @@ from typing import Callable
 from ..errors import ScheduleError
 from .expr import (Binary, Cast, Compare, Const, Expr, Load, Reduce, Select, Unary, Var, children,
                    free_vars, simplify_index, substitute)
-from .stmt import Assign, If, Kernel, Local, Loop, Store, exprs_of  # noqa: F401 (re-exported)
+from .stmt import Assign, If, Kernel, Local, Loop, Store, exprs_of, walk  # noqa: F401 (re-exported)
 
 
 # expressions ---------------------------------------------------------------------------------
@@ -92,20 +92,9 @@ def copy_kernel(kernel: Kernel) -> Kernel:
     return Kernel(kernel.name, map_body(kernel.body, lambda e: e), list(kernel.buffers))
 
 
-def all_stmts(body: list):
-    """Every statement in `body`, depth first."""
-    for s in body:
-        yield s
-        if isinstance(s, Loop):
-            yield from all_stmts(s.body)
-        elif isinstance(s, If):
-            yield from all_stmts(s.then)
-            yield from all_stmts(s.orelse)
-
-
 def all_exprs(body: list):
     """Every expression node in `body` (statements' own expressions and everything inside)."""
-    for s in all_stmts(body):
+    for s in walk(body):
         for e in exprs_of(s):
             yield from subexprs(e)
 
@@ -146,7 +135,7 @@ def find_loop(kernel: Kernel, var) -> Site:
 
     site = search(kernel.body, [])
     if site is None:
-        loops = ", ".join(s.var.name for s in all_stmts(kernel.body) if isinstance(s, Loop))
+        loops = ", ".join(s.var.name for s in walk(kernel.body) if isinstance(s, Loop))
         raise ScheduleError(f"kernel {kernel.name} has no loop over {name}",
                             hint=f"its loops are: {loops or 'none'}")
     return site
@@ -181,7 +170,7 @@ def names_in(kernel: Kernel, axes: bool = True) -> set:
     """Variable names a kernel binds or uses: loops, locals, symbolic sizes and (unless `axes`
     is False) Reduce axes."""
     names = set()
-    for s in all_stmts(kernel.body):
+    for s in walk(kernel.body):
         if isinstance(s, (Loop, Local, Assign)):
             names.add(s.var.name)
         for e in exprs_of(s):

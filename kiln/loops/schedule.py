@@ -23,7 +23,7 @@ from ..errors import ScheduleError
 from .dependence import check_independent, check_reorder
 from .expr import Binary, Const, Var, free_vars
 from .inline import inline
-from .nest import (all_stmts, ceildiv, copy_kernel, find_loop, fresh_var, names_in, perfect_chain,
+from .nest import (walk, ceildiv, copy_kernel, find_loop, fresh_var, names_in, perfect_chain,
                    simplify, substitute_body)
 from .reductions import lower_reductions
 from .stmt import Kernel, Loop, LoopKind
@@ -205,4 +205,4 @@ def parallelize(kernel: Kernel, var) -> Kernel:
 
 
 def _loops(body: list):
-    return (s for s in all_stmts(body) if isinstance(s, Loop))
+    return (s for s in walk(body) if isinstance(s, Loop))
