@@ -91,6 +91,7 @@ from . import (creation, conv, elementwise, fused, linalg, movement, normalizati
                reduce, resize, scatter, sort, views, compress, quantize, det, col2im, bitcast, dft)
 from . import optimizers  # noqa: F401
 from . import random  # noqa: F401
+from . import unpool  # noqa: F401
 from .context import LowerContext
 from .graph import lower_graph
 from .registry import LOWERINGS, Lowering, lowering_for, register
