@@ -8,6 +8,7 @@ their names, the symbolic sizes (one Var per named dim of the graph inputs, boun
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -37,6 +38,7 @@ class LowerContext:
         self._names: set[str] = set()
         self._kernel_names: set[str] = set()
         self._kernel_vars: set[str] = set()         # loop variables of the kernel being built
+        self._regions = 0                           # open `region`s (control-flow bodies)
         self._output_ids = {id(v) for v in graph.outputs}
         self._buffers: dict[int, Buffer] = {}               # id(Value) -> buffer written for it
 
@@ -126,8 +128,23 @@ class LowerContext:
     def emit(self, kernel: Kernel) -> Kernel:
         """Append a kernel to the program (in execution order)."""
         self.kernels.append(kernel)
-        self._kernel_vars.clear()
+        if not self._regions:
+            self._kernel_vars.clear()
         return kernel
+
+    @contextmanager
+    def region(self):
+        """Collect the kernels emitted meanwhile into the list it yields, instead of the
+        program, keeping their loop variables distinct: a control-flow lowering (If, Loop,
+        Scan) puts their bodies into one kernel under its own statements."""
+        saved = self.kernels
+        self.kernels = []
+        self._regions += 1
+        try:
+            yield self.kernels
+        finally:
+            self._regions -= 1
+            self.kernels = saved
 
     def materialize(self, t: Tensor, buffer: Buffer, name: str) -> Kernel:
         return materialize(self, t, buffer, self.fresh_name(name, kernel=True))

@@ -151,12 +151,16 @@ def _all_buffers(inputs: list, outputs: list, kernels: list) -> list:
 # --- what the back end can take ------------------------------------------------------------------
 
 def _all_nodes(graph: Graph):
-    """The graph's nodes, with fused groups' bodies opened (they lower node by node)."""
+    """The graph's nodes, with fused groups' bodies opened (they lower node by node) and
+    followed by the nodes of their subgraphs (If branches, Loop and Scan bodies)."""
     for node in graph.nodes:
         if node.op is ops.Fused:
             yield from _all_nodes(node.attrs["body"])
         else:
             yield node
+            for a in node.attrs.values():
+                if isinstance(a, Graph):
+                    yield from _all_nodes(a)
 
 
 def check_lowerable(graph: Graph) -> None:

@@ -1,0 +1,263 @@
+"""Control flow: If, Loop and Scan, each lowered to one kernel holding its bodies.
+
+A body (an If branch, a Loop or Scan body) is lowered node by node like a graph, inside
+`ctx.region()`: the kernels its nodes emit are collected instead of going into the program, and
+their statements are put under the op's own Loop IR statements in one kernel. A body reads the
+values of enclosing graphs directly (their Tensors are already in the context).
+
+* If: `If(cond) [then statements; then outputs -> out] else [else ...]`. Both branches write the
+  node's output buffers, so their output shapes must agree; when they differ the condition
+  decides a shape (LoweringError naming input 'cond': specialization fixes it). A condition
+  known when compiling lowers only the branch it takes.
+* Loop: `for it in 0..M: if cond: [body; write outputs]`. The loop-carried values live in the
+  node's output buffers (the initial values are copied in first), the condition and the
+  iteration number in one-element buffers the body reads. At the end of an iteration the scan
+  outputs are stored at slice `it`, then each new carried value (and condition) is written over
+  the old one; a new value that reads the old state (a transpose of it, say) is written to a
+  temporary first (double buffering). Scan outputs need the trip count when compiling (it is
+  their length): M must then be static (else LoweringError naming input 'M', which
+  specialization fixes) and the body's condition must stay true (a passthrough or a constant).
+  A Loop without M (a while loop) has no native lowering.
+* Scan: `for it in 0..T: [body on slices at it (or T-1-it, reversed); write outputs]`, T the
+  scanned inputs' length along their axes (symbolic sizes allowed); states as Loop's.
+"""
+
+from __future__ import annotations
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Node
+from ..loops.buffer import Buffer
+from ..loops.expr import Const, Load
+from ..loops.stmt import If, Loop, Store
+from . import exprs as E
+from .graph import lower_node
+from .registry import register
+from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
+
+ZERO = Const(0)
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+def lower_body(ctx, graph: Graph, bindings) -> list:
+    """Lower a body graph's nodes (inside an open region) with its inputs bound to the given
+    Tensors; returns the Tensors of its outputs."""
+    for v, t in bindings:
+        ctx.set_tensor(v, t)
+    for c in graph.constants:
+        ctx.bind_constant(c)
+    for node in graph.nodes:
+        lower_node(ctx, node)
+    return [ctx.tensor(v) for v in graph.outputs]
+
+
+def statements(kernels: list) -> list:
+    return [s for k in kernels for s in k.body]
+
+
+def scalar_at(t: Tensor):
+    """The one element of a tensor that holds one (cond, trip count)."""
+    return t.at(tuple(ZERO for _ in t.shape))
+
+
+def same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(E.same(x, y) for x, y in zip(a, b))
+
+
+def shape_text(shape) -> str:
+    return "[" + ", ".join(str(E.fold(d).value) if isinstance(E.fold(d), Const) else str(d)
+                           for d in shape) + "]"
+
+
+def output_buffer(ctx, node: Node, k: int, shape, dtype: DType) -> Buffer:
+    """The buffer output k is written to (a TEMP nobody reads when the output is absent)."""
+    v = node.outputs[k] if k < len(node.outputs) else None
+    if v is None:
+        return ctx.new_buffer(f"{node.op.name.lower()}_unused", shape, dtype)
+    return ctx.buffer_for(v, shape, dtype)
+
+
+def store_slice(ctx, t: Tensor, out: Buffer, axis: int, pos) -> list:
+    """Statements writing t as the slice of `out` at position `pos` along `axis`."""
+    vars_ = ctx.index_vars(t.rank)
+    strides = tuple(s for k, s in enumerate(out.strides) if k != axis)
+    kinds = loop_kinds(t.shape, Buffer("slice", out.dtype, t.shape, strides=strides))
+    idx = tuple(vars_)
+    stmts = [Store(out, (*idx[:axis], pos, *idx[axis:]), t.at(idx))]
+    for v, stop, (kind, width) in reversed(list(zip(vars_, t.shape, kinds))):
+        stmts = [Loop(v, E.ZERO, stop, stmts, kind, width)]
+    return stmts
+
+
+def update_state(ctx, news: list, targets: list) -> list:
+    """Statements writing each new value over its state buffer. A new value that reads any of
+    the state buffers is written to a temporary first, so every new value is computed from the
+    old state."""
+    state_roots = {b.root for b in targets}
+    staged, final = [], []
+    for t, target in zip(news, targets):
+        if t.buffer is not None and t.buffer is target:
+            continue                                    # passed through unchanged
+        stmts = store_all(ctx, t, target)
+        if {b.root for b in buffers_read(stmts)} & state_roots:
+            tmp = ctx.new_buffer(f"{target.name}_next", t.shape, t.dtype)
+            staged += store_all(ctx, t, tmp)
+            stmts = store_all(ctx, Tensor.of(tmp), target)
+        final += stmts
+    return staged + final
+
+
+def check_carried(ctx, node: Node, what: str, k: int, init: Tensor, new: Tensor) -> None:
+    if new.dtype is not init.dtype:
+        ctx.fail(node, f"{what} {k} is {init.dtype.short} initially but the body returns "
+                       f"{new.dtype.short}")
+    if not same_shape(init.shape, new.shape):
+        ctx.fail(node, f"{what} {k} changes shape in the body ({shape_text(init.shape)} -> "
+                       f"{shape_text(new.shape)}); the native back end keeps it in one buffer",
+                 hint="keep loop-carried values the same shape, or run the model with the "
+                      "interpreter")
+
+
+# --- If ----------------------------------------------------------------------------------------
+
+@register(ops.If)
+def lower_if(ctx, node: Node, inputs):
+    a = ctx.attrs(node)
+    cond = E.fold(scalar_at(inputs[0]))
+    if isinstance(cond, Const):                          # known when compiling: one branch
+        return lower_body(ctx, a.then_branch if cond.value else a.else_branch, [])
+    arms = []
+    with ctx.region() as kernels:
+        for branch in (a.then_branch, a.else_branch):
+            start = len(kernels)
+            outs = lower_body(ctx, branch, [])
+            arms.append((outs, kernels[start:]))
+        (then_outs, _), (else_outs, _) = arms
+        buffers = []
+        for k, (t, e) in enumerate(zip(then_outs, else_outs)):
+            if not same_shape(t.shape, e.shape):
+                ctx.fail(node, f"output {k} has shape {shape_text(t.shape)} from then_branch "
+                               f"but {shape_text(e.shape)} from else_branch, so input 'cond' "
+                               "decides a shape",
+                         hint="make both branches return the same shapes, or fix the "
+                              "condition (a constant) so one branch is taken")
+            dtype = ctx.out_dtype(node, k) if node.outputs[k] is not None else t.dtype
+            buffers.append(output_buffer(ctx, node, k, t.shape, dtype))
+        bodies = []
+        for outs, arm_kernels in arms:
+            writes = [s for t, b in zip(outs, buffers) for s in store_all(ctx, t, b)]
+            bodies.append(statements(arm_kernels) + writes)
+    ctx.emit(kernel(ctx.fresh_name("if", kernel=True), [If(cond, bodies[0], bodies[1])]))
+    return [Tensor.of(b) for b in buffers]
+
+
+# --- Loop --------------------------------------------------------------------------------------
+
+@register(ops.Loop)
+def lower_loop(ctx, node: Node, inputs):
+    body = ctx.attrs(node).body
+    m_t, cond_t, inits = inputs[0], inputs[1], inputs[2:]
+    n = len(inits)
+    k = len(body.outputs) - 1 - n
+    if m_t is None:
+        ctx.fail(node, "a Loop without a trip count M (a while loop) has no native lowering",
+                 hint="give the Loop a trip count M (an upper bound), or run the model with the "
+                      "interpreter")
+    m = E.fold(E.cast(scalar_at(m_t), DType.int64))
+    cond0 = Const(True, DType.bool) if cond_t is None else E.fold(scalar_at(cond_t))
+    if isinstance(cond0, Const) and not cond0.value:
+        m = ZERO                                        # never runs
+    if k and not isinstance(m, Const):
+        ctx.static_scalar(node, 0)     # raises: the scan outputs' length is M
+    if cond_t is not None and k and not isinstance(cond0, Const):
+        ctx.static_scalar(node, 1)     # raises: whether the scans are empty is cond's value
+    trips = Const(max(m.value, 0)) if isinstance(m, Const) else None
+
+    states = [output_buffer(ctx, node, i, t.shape, t.dtype) for i, t in enumerate(inits)]
+    cond_buf = ctx.new_buffer("cond", (), DType.bool)
+    iter_buf = ctx.new_buffer("iter", (), DType.int64)
+    it = ctx.fresh_var("it")
+    with ctx.region() as kernels:
+        pre = [s for t, b in zip(inits, states) for s in store_all(ctx, t, b)]
+        pre.append(Store(cond_buf, (), cond0))
+        outs = lower_body(ctx, body, [(body.inputs[0], Tensor.of(iter_buf)),
+                                      (body.inputs[1], Tensor.of(cond_buf)),
+                                      *zip(body.inputs[2:], map(Tensor.of, states))])
+        cond_out, news, scans = outs[0], outs[1:1 + n], outs[1 + n:]
+        for i, (init, new) in enumerate(zip(inits, news)):
+            check_carried(ctx, node, "loop-carried value", i, init, new)
+        keeps_going = cond_t is None or _stays_true(scalar_at(cond_out), cond_buf)
+        if k and not keeps_going:
+            ctx.fail(node, "the body computes the condition, so the scan outputs' length is "
+                           "only known when the loop runs",
+                     hint="run the model with the interpreter, or make the body return its "
+                          "condition input unchanged")
+        scan_bufs = [output_buffer(ctx, node, n + j, (trips, *t.shape), t.dtype)
+                     for j, t in enumerate(scans)]
+        post = [s for t, b in zip(scans, scan_bufs) for s in store_slice(ctx, t, b, 0, it)]
+        targets, values = list(states), list(news)
+        if cond_t is not None and not keeps_going:
+            targets.append(cond_buf)
+            values.append(cond_out)
+        post += update_state(ctx, values, targets)
+        step = [Store(iter_buf, (), it)] + statements(kernels) + post
+    if cond_t is not None and not (keeps_going and isinstance(cond0, Const)):
+        step = [If(Load(cond_buf, ()), step)]
+    loop = Loop(it, ZERO, trips if trips is not None else m, step)
+    ctx.emit(kernel(ctx.fresh_name("loop", kernel=True), pre + [loop]))
+    return [Tensor.of(b) for b in states + scan_bufs]
+
+
+def _stays_true(cond, cond_buf: Buffer) -> bool:
+    """The body's condition output is its condition input unchanged, or a constant true."""
+    cond = E.fold(cond)
+    if isinstance(cond, Const):
+        return bool(cond.value)
+    return isinstance(cond, Load) and cond.buffer is cond_buf
+
+
+# --- Scan --------------------------------------------------------------------------------------
+
+@register(ops.Scan)
+def lower_scan(ctx, node: Node, inputs):
+    a = ctx.attrs(node)
+    body = a.body
+    m = a.num_scan_inputs
+    n = len(inputs) - m
+    k = len(body.outputs) - n
+    in_axes = a.scan_input_axes or (0,) * m
+    in_dirs = a.scan_input_directions or (0,) * m
+    out_axes = a.scan_output_axes or (0,) * k
+    out_dirs = a.scan_output_directions or (0,) * k
+    inits, scanned = inputs[:n], inputs[n:]
+    axes = [ax % x.rank if x.rank else 0 for ax, x in zip(in_axes, scanned)]
+    length = scanned[0].shape[axes[0]]
+    it = ctx.fresh_var("it")
+    back = E.sub(E.sub(length, 1), it)
+
+    def sliced(x: Tensor, axis: int, reverse: bool) -> Tensor:
+        pos = back if reverse else it
+        shape = x.shape[:axis] + x.shape[axis + 1:]
+        return Tensor(shape, x.dtype, lambda idx: x.at((*idx[:axis], pos, *idx[axis:])))
+
+    slices = [sliced(x, ax, bool(d)) for x, ax, d in zip(scanned, axes, in_dirs)]
+    states = [output_buffer(ctx, node, i, t.shape, t.dtype) for i, t in enumerate(inits)]
+    with ctx.region() as kernels:
+        pre = [s for t, b in zip(inits, states) for s in store_all(ctx, t, b)]
+        outs = lower_body(ctx, body, [*zip(body.inputs[:n], map(Tensor.of, states)),
+                                      *zip(body.inputs[n:], slices)])
+        news, scans = outs[:n], outs[n:]
+        for i, (init, new) in enumerate(zip(inits, news)):
+            check_carried(ctx, node, "state", i, init, new)
+        post, scan_bufs = [], []
+        for j, (t, ax, d) in enumerate(zip(scans, out_axes, out_dirs)):
+            ax = ax % (t.rank + 1)
+            buf = output_buffer(ctx, node, n + j, (*t.shape[:ax], length, *t.shape[ax:]),
+                                t.dtype)
+            scan_bufs.append(buf)
+            post += store_slice(ctx, t, buf, ax, back if d else it)
+        post += update_state(ctx, news, states)
+        step = statements(kernels) + post
+    ctx.emit(kernel(ctx.fresh_name("scan", kernel=True), pre + [Loop(it, ZERO, length, step)]))
+    return [Tensor.of(b) for b in states + scan_bufs]
