@@ -122,6 +122,11 @@ class FunctionEmitter:
         v = self._sizes.get(name)
         if v is None:
             k = self.program.layout.size_index(name)
+            computed = self.program.program.computed.get(name)
+            if k is None and computed is not None:   # a size an earlier kernel computed
+                v = self.prologue.load(self.root_pointer(computed.buffer), typ=I64)
+                self._sizes[name] = v
+                return v
             if k is None:
                 raise CodegenError(f"Loop IR variable {name} is not bound",
                                    hint="bind symbolic sizes in Program.sizes")

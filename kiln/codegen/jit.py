@@ -23,7 +23,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from ..errors import DTypeMismatchError, ExecutionError, InputNameError, ShapeMismatchError
-from ..loops.interpreter import Memory
+from ..loops.interpreter import Memory, computed_shapes, with_upper_bounds
 from ..loops.stmt import Program
 from .emit_program import ENTRY, BufferLayout, ProgramEmitter
 from .options import CodegenError, CodegenOptions
@@ -149,6 +149,11 @@ class NativeProgram:
                          plan.sizes_table)
         if rc != 0:
             raise ExecutionError(f"native code of {self.program.name} returned {rc}")
+        if self.program.computed:      # sizes the kernels computed (lowering/dynamic_shape.py)
+            counts = [int(o[0]) for o in outputs[len(self.program.graph_outputs()):]]
+            shapes = computed_shapes(self.program, plan.input_sizes, counts)
+            outputs = [o.reshape(-1)[:int(np.prod(s, dtype=np.int64))].reshape(s)
+                       for o, s in zip(outputs, shapes)]
         return outputs
 
     def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> list:
@@ -190,6 +195,8 @@ class _RunPlan:
         for name, (buf, axis) in program.sizes.items():
             value = int(by_name[buf.name].shape[axis])
             sizes[name] = value
+        self.input_sizes = sizes
+        sizes = with_upper_bounds(program, sizes)
         mem = Memory(sizes)
         for b, a in zip(layout.inputs, arrays):
             expected = tuple(mem.index_value(d) for d in b.shape)

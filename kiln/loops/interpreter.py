@@ -62,7 +62,7 @@ def run_program(program: Program, inputs: Mapping[str, np.ndarray]) -> list[np.n
     sizes = {}
     for name, (buffer, axis) in program.sizes.items():
         sizes[name] = int(np.shape(inputs[buffer.name])[axis])
-    mem = Memory(sizes)
+    mem = Memory(with_upper_bounds(program, sizes))
     for b in program.inputs:
         mem.bind(b, inputs[b.name])
     for b in program.buffers:
@@ -71,7 +71,26 @@ def run_program(program: Program, inputs: Mapping[str, np.ndarray]) -> list[np.n
         mem.allocate(b)
     for k in program.kernels:
         run_kernel(k, mem)
-    return [mem.array(b) for b in program.outputs]
+        for name, c in program.computed.items():     # a size this kernel computed
+            if c.buffer in k.buffers:
+                mem.sizes[name] = int(mem.arrays[c.buffer.root][0])
+    return [mem.array(b) for b in program.graph_outputs()]
+
+
+def with_upper_bounds(program: Program, sizes: Mapping[str, int]) -> dict:
+    """`sizes` (bound by the inputs) and each size kernels compute at its upper bound: the
+    binding memory is planned and allocated for."""
+    out = dict(sizes)
+    for name, c in program.computed.items():
+        out[name] = Memory(out).index_value(c.upper)
+    return out
+
+
+def computed_shapes(program: Program, sizes: Mapping[str, int], counts: list) -> list:
+    """The real shapes of the graph outputs, once the kernels have computed their sizes
+    (`counts`: the values of `program.computed`, in order)."""
+    mem = Memory({**sizes, **dict(zip(program.computed, (int(c) for c in counts)))})
+    return [tuple(mem.index_value(d) for d in b.shape) for b in program.graph_outputs()]
 
 
 def run_kernel(kernel: Kernel, mem: Memory) -> None:

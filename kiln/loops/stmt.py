@@ -83,9 +83,22 @@ class Kernel:
 
 
 @dataclass(eq=False)
+class ComputedSize:
+    """A symbolic size that a kernel computes at run time (the count NonZero finds): the kernel
+    stores it into `buffer` (i64[1], an OUTPUT buffer listed after the graph's own outputs);
+    kernels after it read the size as a Var of that name. `upper` bounds it in terms of the
+    input sizes (and earlier computed sizes): memory is planned and allocated for the bound.
+    kiln/lowering/dynamic_shape.py says how this works from end to end."""
+
+    buffer: Buffer
+    upper: Expr
+
+
+@dataclass(eq=False)
 class Program:
-    """A whole model: inputs, outputs, every buffer, the kernels in order, and the symbolic
-    sizes the inputs bind (name -> (input buffer, axis))."""
+    """A whole model: inputs, outputs, every buffer, the kernels in order, the symbolic sizes
+    the inputs bind (name -> (input buffer, axis)) and the sizes kernels compute (name ->
+    ComputedSize; their count buffers are the last `len(computed)` outputs)."""
 
     name: str
     inputs: list
@@ -93,6 +106,11 @@ class Program:
     kernels: list
     buffers: list = field(default_factory=list)
     sizes: dict = field(default_factory=dict)
+    computed: dict = field(default_factory=dict)
+
+    def graph_outputs(self) -> list:
+        """The outputs without the count buffers of computed sizes."""
+        return self.outputs[:len(self.outputs) - len(self.computed)]
 
     def temps(self) -> list:
         return [b for b in self.buffers if b.kind is BufferKind.TEMP and b.base is None]

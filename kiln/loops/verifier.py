@@ -43,7 +43,7 @@ FLOAT_MATH = frozenset({
 
 def verify_program(program: Program) -> None:
     """Raise VerificationError at the first broken invariant of any kernel or of the program."""
-    sizes = set(program.sizes)
+    sizes = set(program.sizes) | set(program.computed)
     declared = {b.root for b in (*program.inputs, *program.outputs, *program.buffers)}
     for name, (buffer, axis) in program.sizes.items():
         if buffer not in program.inputs or not 0 <= axis < buffer.rank:

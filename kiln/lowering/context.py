@@ -34,6 +34,7 @@ class LowerContext:
         self.inputs: list[Buffer] = []
         self.symbols: dict[str, Var] = {}                   # dim name -> its size Var
         self.sizes: dict[str, tuple[Buffer, int]] = {}      # dim name -> (input, axis)
+        self.computed: dict = {}        # size name -> ComputedSize (lowering/dynamic_shape.py)
         self._tensors: dict[int, Tensor] = {}               # id(Value) -> Tensor
         self._names: set[str] = set()
         self._kernel_names: set[str] = set()

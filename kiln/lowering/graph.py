@@ -45,9 +45,11 @@ def lower_graph(graph: Graph, name: str | None = None) -> Program:
         lower_node(ctx, node)
     claimed: set = set()
     outputs = [_output_buffer(ctx, v, claimed) for v in graph.outputs]
+    outputs += [c.buffer for c in ctx.computed.values()]    # sizes kernels compute (NonZero)
     kernels = _live_kernels(ctx.kernels, outputs)
     return Program(name or graph.name, list(ctx.inputs), outputs, kernels,
-                   _all_buffers(ctx.inputs, outputs, kernels), dict(ctx.sizes))
+                   _all_buffers(ctx.inputs, outputs, kernels), dict(ctx.sizes),
+                   dict(ctx.computed))
 
 
 def lower_node(ctx: LowerContext, node: Node, materialize: bool = True) -> None:

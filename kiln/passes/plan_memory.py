@@ -38,7 +38,7 @@ import numpy as np
 
 from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Binary, Const, Load, Var, children, simplify_index
-from ..loops.interpreter import Memory
+from ..loops.interpreter import Memory, with_upper_bounds
 from ..loops.stmt import Assign, If, Local, Loop, Program, Store
 from ..memory.arena import Block, best_plan, lower_bound
 
@@ -229,6 +229,7 @@ def memory_stats(program: Program, sizes: Mapping[str, int] | None = None) -> di
     one kernel) for `program`; symbolic sizes not given are taken as 1."""
     bound = {name: 1 for name in program.sizes}
     bound.update(sizes or {})
+    bound = with_upper_bounds(program, bound)
     return MemoryProblem(program).plan(bound).stats()
 
 
@@ -348,6 +349,8 @@ def reorder_kernels(program: Program, sizes: Mapping[str, int] | None = None) ->
     from dataclasses import replace
 
     from ..memory.reorder import order_for_memory
+    if program.computed:     # kernels read computed sizes without a Load saying so
+        return program
     bound = {name: 1 for name in program.sizes}
     bound.update(sizes or {})
     accesses = [_accesses(k.body)[:2] for k in program.kernels]

@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from ..errors import ExecutionError, ShapeMismatchError
-from ..loops.interpreter import Memory
+from ..loops.interpreter import Memory, computed_shapes, with_upper_bounds
 from ..loops.stmt import Program
 
 ARENA_ALIGN = 64          # bytes; every temporary starts on a cache line
@@ -46,6 +46,8 @@ class CallPlan:
         by_name = {b.name: s for b, s in zip(layout.inputs, shapes)}
         sizes = {name: int(by_name[buf.name][axis])
                  for name, (buf, axis) in program.sizes.items()}
+        self.input_sizes = sizes
+        sizes = with_upper_bounds(program, sizes)   # computed sizes: memory for the bound
         mem = Memory(sizes)
         for b, shape in zip(layout.inputs, shapes):
             want = tuple(mem.index_value(d) for d in b.shape)
@@ -122,6 +124,8 @@ class NativeEntry:
         if rc != 0:
             raise ExecutionError(f"native code of {self.program.name} returned {rc}")
         self.calls += 1
+        if self.program.computed:
+            return _trimmed(self.program, plan, outputs)
         return outputs
 
     def _arena_for(self, nbytes: int, owned: bool) -> tuple:
@@ -148,6 +152,17 @@ class NativeEntry:
         self._plans.clear()
         self._arena = np.zeros(0, np.uint8)
         self._local = threading.local()
+
+
+def _trimmed(program: Program, plan: CallPlan, outputs: list) -> list[np.ndarray]:
+    """The graph outputs at the sizes the kernels computed (kiln/lowering/dynamic_shape.py):
+    each was allocated at its upper bound and written row-major at its real shape, so its
+    elements are the first ones of the allocation."""
+    n = len(program.computed)
+    counts = [int(c[0]) for c in outputs[len(outputs) - n:]]
+    shapes = computed_shapes(program, plan.input_sizes, counts)
+    return [o if o.shape == s else o.reshape(-1)[:int(np.prod(s, dtype=np.int64))].reshape(s)
+            for o, s in zip(outputs, shapes)]
 
 
 _from_buffer = ctypes.c_char.from_buffer
