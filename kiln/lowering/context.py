@@ -126,6 +126,12 @@ class LowerContext:
     def written_buffer(self, value: Value) -> Buffer | None:
         return self._buffers.get(id(value))
 
+    def forget(self, value: Value) -> None:
+        """Drop the Tensor and buffer recorded for a value, so lowering its node again (a loop
+        body unrolled) gives it new ones."""
+        self._tensors.pop(id(value), None)
+        self._buffers.pop(id(value), None)
+
     def emit(self, kernel: Kernel) -> Kernel:
         """Append a kernel to the program (in execution order)."""
         self.kernels.append(kernel)

@@ -24,6 +24,7 @@ values of enclosing graphs directly (their Tensors are already in the context).
 
 from __future__ import annotations
 
+from ..errors import LoweringError
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node
@@ -36,6 +37,7 @@ from .registry import register
 from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
 
 ZERO = Const(0)
+MAX_UNROLL = 64       # a Loop whose body needs its iteration number statically is unrolled
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -157,6 +159,7 @@ def lower_if(ctx, node: Node, inputs):
 @register(ops.Loop)
 def lower_loop(ctx, node: Node, inputs):
     body = ctx.attrs(node).body
+    inputs = list(inputs) + [None] * (2 - len(inputs))
     m_t, cond_t, inits = inputs[0], inputs[1], inputs[2:]
     n = len(inits)
     k = len(body.outputs) - 1 - n
@@ -174,39 +177,88 @@ def lower_loop(ctx, node: Node, inputs):
         ctx.static_scalar(node, 1)     # raises: whether the scans are empty is cond's value
     trips = Const(max(m.value, 0)) if isinstance(m, Const) else None
 
+    try:
+        return _lower_loop(ctx, node, inits, m, cond0, cond_t is not None, trips, unroll=False)
+    except LoweringError:
+        if trips is None or trips.value > MAX_UNROLL:
+            raise
+    # the body needs the iteration number when compiling (a Slice at it, say): unroll
+    forget_values(ctx, body)
+    for v in node.outputs:
+        if v is not None:
+            ctx.forget(v)
+    return _lower_loop(ctx, node, inits, m, cond0, cond_t is not None, trips, unroll=True)
+
+
+def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, unroll: bool):
+    """The Loop's kernel: a Loop IR loop over the iterations, or with `unroll` the body lowered
+    once per iteration with the iteration number a constant."""
+    body = ctx.attrs(node).body
+    n = len(inits)
+    k = len(body.outputs) - 1 - n
     states = [output_buffer(ctx, node, i, t.shape, t.dtype) for i, t in enumerate(inits)]
     cond_buf = ctx.new_buffer("cond", (), DType.bool)
     iter_buf = ctx.new_buffer("iter", (), DType.int64)
     it = ctx.fresh_var("it")
+    scan_bufs: list = []
+    steps = []
     with ctx.region() as kernels:
         pre = [s for t, b in zip(inits, states) for s in store_all(ctx, t, b)]
         pre.append(Store(cond_buf, (), cond0))
-        outs = lower_body(ctx, body, [(body.inputs[0], Tensor.of(iter_buf)),
-                                      (body.inputs[1], Tensor.of(cond_buf)),
-                                      *zip(body.inputs[2:], map(Tensor.of, states))])
-        cond_out, news, scans = outs[0], outs[1:1 + n], outs[1 + n:]
-        for i, (init, new) in enumerate(zip(inits, news)):
-            check_carried(ctx, node, "loop-carried value", i, init, new)
-        keeps_going = cond_t is None or _stays_true(scalar_at(cond_out), cond_buf)
-        if k and not keeps_going:
-            ctx.fail(node, "the body computes the condition, so the scan outputs' length is "
-                           "only known when the loop runs",
-                     hint="run the model with the interpreter, or make the body return its "
-                          "condition input unchanged")
-        scan_bufs = [output_buffer(ctx, node, n + j, (trips, *t.shape), t.dtype)
-                     for j, t in enumerate(scans)]
-        post = [s for t, b in zip(scans, scan_bufs) for s in store_slice(ctx, t, b, 0, it)]
-        targets, values = list(states), list(news)
-        if cond_t is not None and not keeps_going:
-            targets.append(cond_buf)
-            values.append(cond_out)
-        post += update_state(ctx, values, targets)
-        step = [Store(iter_buf, (), it)] + statements(kernels) + post
-    if cond_t is not None and not (keeps_going and isinstance(cond0, Const)):
-        step = [If(Load(cond_buf, ()), step)]
-    loop = Loop(it, ZERO, trips if trips is not None else m, step)
-    ctx.emit(kernel(ctx.fresh_name("loop", kernel=True), pre + [loop]))
+        for trip in range(trips.value if unroll else 1):
+            if unroll and trip:
+                forget_values(ctx, body)
+            first = len(kernels)
+            number = Tensor.fill((), Const(trip)) if unroll else Tensor.of(iter_buf)
+            outs = lower_body(ctx, body, [(body.inputs[0], number),
+                                          (body.inputs[1], Tensor.of(cond_buf)),
+                                          *zip(body.inputs[2:], map(Tensor.of, states))])
+            cond_out, news, scans = outs[0], outs[1:1 + n], outs[1 + n:]
+            for i, (init, new) in enumerate(zip(inits, news)):
+                check_carried(ctx, node, "loop-carried value", i, init, new)
+            keeps_going = not has_cond or _stays_true(scalar_at(cond_out), cond_buf)
+            if k and not keeps_going:
+                ctx.fail(node, "the body computes the condition, so the scan outputs' length is "
+                               "only known when the loop runs",
+                         hint="run the model with the interpreter, or make the body return its "
+                              "condition input unchanged")
+            if not scan_bufs:
+                scan_bufs = [output_buffer(ctx, node, n + j, (trips, *t.shape), t.dtype)
+                             for j, t in enumerate(scans)]
+            post = []
+            for j, (t, b) in enumerate(zip(scans, scan_bufs)):
+                if not same_shape(t.shape, b.shape[1:]):
+                    ctx.fail(node, f"scan output {j} changes shape between iterations "
+                                   f"({shape_text(b.shape[1:])} and {shape_text(t.shape)})")
+                post += store_slice(ctx, t, b, 0, Const(trip) if unroll else it)
+            targets, values = list(states), list(news)
+            if has_cond and not keeps_going:
+                targets.append(cond_buf)
+                values.append(cond_out)
+            post += update_state(ctx, values, targets)
+            step = ([] if unroll else [Store(iter_buf, (), it)]) + \
+                statements(kernels[first:]) + post
+            if has_cond and not (keeps_going and isinstance(cond0, Const)):
+                step = [If(Load(cond_buf, ()), step)]
+            steps += step
+    if unroll:
+        body_stmts = pre + steps
+    else:
+        body_stmts = pre + [Loop(it, ZERO, trips if trips is not None else m, steps)]
+    ctx.emit(kernel(ctx.fresh_name("loop", kernel=True), body_stmts))
     return [Tensor.of(b) for b in states + scan_bufs]
+
+
+def forget_values(ctx, graph: Graph) -> None:
+    """Drop what lowering recorded for the values a body computes (nested bodies included),
+    so lowering it again gives them new Tensors and buffers."""
+    for node in graph.nodes:
+        for v in node.outputs:
+            if v is not None:
+                ctx.forget(v)
+        for a in node.attrs.values():
+            if isinstance(a, Graph):
+                forget_values(ctx, a)
 
 
 def _stays_true(cond, cond_buf: Buffer) -> bool:

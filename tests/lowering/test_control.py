@@ -170,6 +170,32 @@ def test_loop_state_read_transposed_is_double_buffered(backend):
                 atol=1e-5)
 
 
+def test_loop_unrolled_when_the_body_needs_the_iteration_number(backend):
+    """Slice(x, i, i + 1) and Range(0, i + 1) have shapes or positions set by the iteration
+    number: with M known the loop is unrolled, each copy with its own shapes."""
+    b = GraphBuilder("main")
+    x = b.input("x", tensor(f32, 6))
+    y0 = b.input("y0", tensor(f32, 1))
+    cond = b.input("cond", tensor(boolean))
+    body = GraphBuilder("body", parent=b.graph)
+    i = body.input("i", tensor(i64))
+    c = body.input("c", tensor(boolean))
+    y = body.input("y", tensor(f32, 1))
+    axis0 = body.constant(np.array([0], np.int64))
+    one = body.constant(np.array(1, np.int64))
+    nxt = body.Add(i, one)
+    piece = body.Slice(x, body.Unsqueeze(i, axis0), body.Unsqueeze(nxt, axis0))
+    ramp = body.Cast(body.ReduceSum(body.Range(body.constant(np.array(0, np.int64)), nxt, one),
+                                    keepdims=1), to=f32)
+    y_next = body.Add(body.Add(y, piece), ramp)
+    go = body.Less(body.ReduceSum(y_next, keepdims=0), body.constant(np.array(9.0, np.float32)))
+    body.output(go, y_next)
+    b.output(b.Loop(b.constant(np.array(5, np.int64)), cond, y0, body=body.graph, outputs=1))
+    for cv, seed in ((True, 1), (False, 2), (True, 3)):
+        check_graph(backend, b.graph, {"x": rand(6, seed=seed, low=0, high=2),
+                                       "y0": rand(1, seed=seed), "cond": np.array(cv)})
+
+
 def test_nested_loop_and_scan_in_loop(backend):
     """An outer Loop whose body runs an inner Loop (carrying a sum) and a Scan (cumulative)."""
     b = GraphBuilder("main")
