@@ -1,0 +1,243 @@
+"""Neural-network ATen ops: convolution, matrix products, normalization, softmax, pooling and
+scaled dot-product attention.
+
+Matrix products become MatMul (+ Add for a bias) rather than Gemm: the form kiln's fusion
+passes fold a bias and an activation into. Attention is written out as MatMul / Softmax /
+MatMul, which the native back end lowers (it has no lowering for the fused Attention op).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+import torch
+
+from ...errors import UnsupportedOpError
+from ...ir.dtypes import DType
+
+aten = torch.ops.aten
+
+
+def _unsupported(cx, what: str, hint: str | None = None):
+    return UnsupportedOpError(f"node '{cx.node.name}': {what}", ops=[str(cx.node.target)],
+                              hint=hint)
+
+
+def _used_outputs(cx) -> set[int]:
+    """Which outputs of the current (multi-output) node are read through getitem."""
+    return {u.args[1] for u in cx.node.users if u.target is operator.getitem}
+
+
+# --- convolution and matrix products --------------------------------------------------------
+
+def convolution(cx, x, w, bias, stride, padding, dilation, transposed, output_padding, groups,
+                *_):
+    spatial = cx.rank(w) - 2
+    stride = list(stride) * (spatial if len(stride) == 1 else 1)
+    padding = list(padding) * (spatial if len(padding) == 1 else 1)
+    dilation = list(dilation) * (spatial if len(dilation) == 1 else 1)
+    kernel = [int(d) for d in cx.fake(w).shape[2:]]
+    attrs = dict(kernel_shape=kernel, strides=stride, pads=padding + padding,
+                 dilations=dilation, group=int(groups))
+    inputs = [cx.tensor(x), cx.tensor(w)] + ([cx.tensor(bias)] if bias is not None else [])
+    if transposed:
+        output_padding = list(output_padding) * (spatial if len(output_padding) == 1 else 1)
+        if any(output_padding):
+            attrs["output_padding"] = output_padding
+        return cx.b.ConvTranspose(*inputs, **attrs, name=cx.node.name)
+    return cx.b.Conv(*inputs, **attrs, name=cx.node.name)
+
+
+def _scaled(cx, v, factor, what):
+    if factor == 1:
+        return v
+    return cx.b.Mul(v, cx.tensor(factor, v.type.dtype), name=cx.name(what))
+
+
+def addmm(cx, bias, a, b, beta=1, alpha=1, *_):
+    prod = _scaled(cx, cx.b.MatMul(cx.tensor(a), cx.tensor(b), name=cx.name("mm")), alpha,
+                   "alpha")
+    if beta == 0:
+        return prod
+    return cx.b.Add(prod, _scaled(cx, cx.tensor(bias), beta, "beta"), name=cx.node.name)
+
+
+def matmul(cx, a, b, *_):
+    return cx.b.MatMul(cx.tensor(a), cx.tensor(b), name=cx.node.name)
+
+
+def linear(cx, x, w, bias=None, *_):
+    wt = cx.b.Transpose(cx.tensor(w), perm=[1, 0], name=cx.name("wt"))
+    y = cx.b.MatMul(cx.tensor(x), wt, name=cx.name("mm") if bias is not None else cx.node.name)
+    return y if bias is None else cx.b.Add(y, cx.tensor(bias), name=cx.node.name)
+
+
+# --- normalization -------------------------------------------------------------------------
+
+def _param_or(cx, p, shape, fill, dtype: DType):
+    if p is not None:
+        return cx.tensor(p)
+    return cx.const(np.full([int(d) for d in shape], fill, dtype.np), "default")
+
+
+def native_layer_norm(cx, x, normalized_shape, weight, bias, eps, *_):
+    xv = cx.tensor(x)
+    dtype = xv.type.dtype
+    axis = cx.rank(x) - len(normalized_shape)
+    scale = _param_or(cx, weight, normalized_shape, 1, dtype)
+    shift = _param_or(cx, bias, normalized_shape, 0, dtype)
+    need_stats = bool(_used_outputs(cx) - {0})
+    outs = cx.b.LayerNormalization(xv, scale, shift, axis=axis, epsilon=float(eps),
+                                   outputs=3 if need_stats else 1, name=cx.node.name)
+    return tuple(outs) if need_stats else (outs, None, None)
+
+
+def layer_norm(cx, x, normalized_shape, weight=None, bias=None, eps=1e-5, *_):
+    return native_layer_norm(cx, x, normalized_shape, weight, bias, eps)[0]
+
+
+def batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps, *_):
+    channels = [cx.fake(mean).shape[0]]
+    dtype = cx.dtype(x)
+    y = cx.b.BatchNormalization(cx.tensor(x), _param_or(cx, weight, channels, 1, dtype),
+                                _param_or(cx, bias, channels, 0, dtype), cx.tensor(mean),
+                                cx.tensor(var), epsilon=float(eps), name=cx.node.name)
+    return (y, None, None)
+
+
+def native_batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps, *_):
+    if training or mean is None:
+        raise _unsupported(cx, "batch norm in training mode",
+                           "call model.eval() before exporting")
+    return batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps)
+
+
+def batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps, *_):
+    return native_batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps)[0]
+
+
+def softmax(kiln_op: str):
+    def convert(cx, x, dim, half_to_float_or_dtype=None, *_):
+        v = cx.tensor(x, cx.out_dtype())
+        return getattr(cx.b, kiln_op)(v, axis=int(dim), name=cx.node.name)
+    return convert
+
+
+# --- pooling -------------------------------------------------------------------------------
+
+def _pool_attrs(kernel, stride, padding, dilation=None):
+    n = len(kernel)
+    stride = list(stride) if stride else list(kernel)
+    padding = list(padding) * (n if len(padding) == 1 else 1)
+    attrs = dict(kernel_shape=list(kernel), strides=stride * (n if len(stride) == 1 else 1),
+                 pads=padding + padding)
+    if dilation:
+        attrs["dilations"] = list(dilation) * (n if len(dilation) == 1 else 1)
+    return attrs
+
+
+def max_pool_with_indices(cx, x, kernel, stride=(), padding=(0,), dilation=(1,),
+                          ceil_mode=False, *_):
+    if 1 in _used_outputs(cx):
+        raise _unsupported(cx, "the indices of max_pool are not supported")
+    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
+    y = cx.b.MaxPool(cx.tensor(x), **_pool_attrs(kernel, stride, padding, dilation),
+                     ceil_mode=int(bool(ceil_mode)), name=cx.node.name)
+    return (y, None)
+
+
+def max_pool(cx, x, kernel, stride=(), padding=(0,), dilation=(1,), ceil_mode=False, *_):
+    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
+    return cx.b.MaxPool(cx.tensor(x), **_pool_attrs(kernel, stride, padding, dilation),
+                        ceil_mode=int(bool(ceil_mode)), name=cx.node.name)
+
+
+def avg_pool(cx, x, kernel, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True,
+             divisor_override=None, *_):
+    if divisor_override is not None:
+        raise _unsupported(cx, "avg_pool with divisor_override")
+    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
+    return cx.b.AveragePool(cx.tensor(x), **_pool_attrs(kernel, stride, padding),
+                            ceil_mode=int(bool(ceil_mode)),
+                            count_include_pad=int(bool(count_include_pad)), name=cx.node.name)
+
+
+def adaptive_avg_pool(cx, x, output_size, *_):
+    """Global average pooling for output 1x1; a plain AveragePool when the output size divides
+    the input size."""
+    xv = cx.tensor(x)
+    output_size = [int(s) for s in output_size]
+    if all(s == 1 for s in output_size):
+        return cx.b.GlobalAveragePool(xv, name=cx.node.name)
+    spatial = cx.fake(x).shape[-len(output_size):]
+    if not all(isinstance(d, int) or d.node.expr.is_Integer for d in spatial) or \
+            any(int(d) % s for d, s in zip(spatial, output_size)):
+        raise _unsupported(cx, f"adaptive pooling of {list(spatial)} to {output_size} (kiln "
+                               f"needs static input sizes that the output size divides)")
+    kernel = [int(d) // s for d, s in zip(spatial, output_size)]
+    return cx.b.AveragePool(xv, kernel_shape=kernel, strides=kernel, name=cx.node.name)
+
+
+# --- attention -----------------------------------------------------------------------------
+
+def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+              enable_gqa=False, *_):
+    """softmax(q k^T * scale + mask) v, with is_causal as a lower-triangular boolean mask."""
+    if dropout_p:
+        raise _unsupported(cx, "attention with dropout", "call model.eval() before exporting")
+    if enable_gqa:
+        raise _unsupported(cx, "attention with enable_gqa")
+    qv, kv, vv = cx.tensor(q), cx.tensor(k), cx.tensor(v)
+    dtype = qv.type.dtype
+    head_dim = cx.fake(q).shape[-1]
+    scale = 1 / math.sqrt(int(head_dim)) if scale is None else scale
+    rank = cx.rank(k)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    kt = cx.b.Transpose(kv, perm=perm, name=cx.name("kt"))
+    scores = cx.b.MatMul(cx.b.Mul(qv, cx.tensor(scale, dtype), name=cx.name("qs")), kt,
+                         name=cx.name("scores"))
+    neg_inf = cx.tensor(float("-inf"), dtype)
+    if is_causal:
+        qlen = cx.b.Shape(qv, start=rank - 2, end=rank - 1, name=cx.name("qlen"))
+        klen = cx.b.Shape(kv, start=rank - 2, end=rank - 1, name=cx.name("klen"))
+        square = cx.b.Concat(qlen, klen, axis=0, name=cx.name("lk"))
+        ones = cx.b.ConstantOfShape(square, value=np.ones([1], np.bool_), name=cx.name("ones"))
+        keep = cx.b.Trilu(ones, upper=0, name=cx.name("causal"))
+        scores = cx.b.Where(keep, scores, neg_inf, name=cx.name("masked"))
+    if attn_mask is not None:
+        m = cx.tensor(attn_mask)
+        if m.type.dtype == DType.bool:
+            scores = cx.b.Where(m, scores, neg_inf, name=cx.name("masked"))
+        else:
+            scores = cx.b.Add(scores, cx.cast(m, dtype), name=cx.name("masked"))
+    probs = cx.b.Softmax(scores, axis=-1, name=cx.name("probs"))
+    return cx.b.MatMul(probs, vv, name=cx.node.name)
+
+
+def flash_attention_cpu(cx, q, k, v, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None,
+                        *_):
+    if 1 in _used_outputs(cx):
+        raise _unsupported(cx, "the logsumexp output of attention is not supported")
+    return (attention(cx, q, k, v, attn_mask, dropout_p, is_causal, scale), None)
+
+
+CONVERTERS = {
+    aten.convolution.default: convolution,
+    aten.addmm.default: addmm, aten.mm.default: matmul, aten.bmm.default: matmul,
+    aten.matmul.default: matmul, aten.linear.default: linear,
+    aten.native_layer_norm.default: native_layer_norm, aten.layer_norm.default: layer_norm,
+    aten._native_batch_norm_legit_no_training.default: batch_norm_no_training,
+    aten.native_batch_norm.default: native_batch_norm,
+    aten._native_batch_norm_legit.default: native_batch_norm,
+    aten.batch_norm.default: batch_norm,
+    aten._softmax.default: softmax("Softmax"), aten._log_softmax.default: softmax("LogSoftmax"),
+    aten.softmax.int: softmax("Softmax"), aten.log_softmax.int: softmax("LogSoftmax"),
+    aten.max_pool2d_with_indices.default: max_pool_with_indices,
+    aten.max_pool2d.default: max_pool, aten.avg_pool2d.default: avg_pool,
+    aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
+    aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
+    aten.scaled_dot_product_attention.default: attention,
+    aten._scaled_dot_product_flash_attention_for_cpu.default: flash_attention_cpu,
+}

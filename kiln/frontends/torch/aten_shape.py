@@ -1,0 +1,273 @@
+"""Views and data movement: view/reshape, permute, expand, squeeze, cat, slice, select, index,
+split, repeat, pad, embedding; and the SymInt arithmetic that computes sizes (sym_size,
+operator.mul, ...), each SymInt an i64[1] tensor.
+
+A reshape to sizes with symbols is emitted as Reshape with 0 ("keep this input dim") wherever the
+output dim is the same expression as the input dim at that index and -1 for the one remaining
+unknown dim; only when two or more dims are new expressions (s0*s1 split back into s0, s1) is
+the target computed at run time from the SymInt nodes (Shape/Gather/Concat).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from ...errors import UnsupportedOpError
+from ...ir.dtypes import DType
+from .context import same_dim
+
+aten = torch.ops.aten
+INT64_MAX = 2**63 - 1
+
+
+def _axis(d: int, rank: int) -> int:
+    return d + rank if d < 0 else d
+
+
+def _static(d) -> bool:
+    return isinstance(d, int) or d.node.expr.is_Integer
+
+
+# --- reshapes ------------------------------------------------------------------------------
+
+def reshape_target(cx, src, sizes):
+    """The i64 target of a Reshape of `src` (an FX node) to the node's output shape."""
+    in_shape = list(cx.fake(src).shape)
+    out_shape = list(cx.out().shape)
+    if all(_static(d) for d in out_shape):
+        return cx.ints([int(d) for d in out_shape])
+    codes, unknown = [], []
+    for i, d in enumerate(out_shape):
+        if _static(d):
+            codes.append(int(d))
+        elif i < len(in_shape) and same_dim(d, in_shape[i]):
+            codes.append(0)
+        else:
+            codes.append(-1)
+            unknown.append(i)
+    if len(unknown) <= 1:
+        return cx.ints(codes)
+    if sizes is None:
+        raise UnsupportedOpError(f"node '{cx.node.name}': cannot compute the reshape target "
+                                 f"{out_shape}", ops=[str(cx.node.target)])
+    return cx.sizes(sizes)
+
+
+def view(cx, src, sizes, *_):
+    target = reshape_target(cx, src, sizes)
+    return cx.b.Reshape(cx.tensor(src), target, name=cx.node.name)
+
+
+def flatten(cx, src, start_dim=0, end_dim=-1, *_):
+    return cx.b.Reshape(cx.tensor(src), reshape_target(cx, src, None), name=cx.node.name)
+
+
+def permute(cx, src, dims, *_):
+    rank = cx.rank(src)
+    return cx.b.Transpose(cx.tensor(src), perm=[_axis(d, rank) for d in dims],
+                          name=cx.node.name)
+
+
+def transpose(cx, src, d0, d1, *_):
+    rank = cx.rank(src)
+    perm = list(range(rank))
+    a, b = _axis(d0, rank), _axis(d1, rank)
+    perm[a], perm[b] = perm[b], perm[a]
+    return cx.b.Transpose(cx.tensor(src), perm=perm, name=cx.node.name)
+
+
+def t(cx, src, *_):
+    if cx.rank(src) < 2:
+        return cx.b.Identity(cx.tensor(src), name=cx.node.name)
+    return transpose(cx, src, 0, 1)
+
+
+def unsqueeze(cx, src, dim, *_):
+    axis = _axis(dim, cx.rank(src) + 1)
+    return cx.b.Unsqueeze(cx.tensor(src), cx.ints([axis]), name=cx.node.name)
+
+
+def squeeze(cx, src, dims=None, *_):
+    """squeeze(.dim/.dims): drop the listed dims that are 1 (others stay, as in torch)."""
+    shape = cx.fake(src).shape
+    rank = len(shape)
+    if dims is None:
+        axes = [i for i, d in enumerate(shape) if _static(d) and int(d) == 1]
+    else:
+        dims = [dims] if isinstance(dims, int) else dims
+        axes = [_axis(d, rank) for d in dims]
+        axes = [a for a in axes if _static(shape[a]) and int(shape[a]) == 1]
+    if not axes:
+        return cx.b.Identity(cx.tensor(src), name=cx.node.name)
+    return cx.b.Squeeze(cx.tensor(src), cx.ints(sorted(axes)), name=cx.node.name)
+
+
+def expand(cx, src, sizes, *_):
+    """Expand with 1 wherever the input keeps its size (ONNX Expand broadcasts both ways)."""
+    in_shape = list(cx.fake(src).shape)
+    offset = len(sizes) - len(in_shape)
+    target = []
+    for i, s in enumerate(sizes):
+        j = i - offset
+        if isinstance(s, int) and s == -1:
+            target.append(1)
+        elif j >= 0 and isinstance(s, torch.fx.Node) and same_dim(cx.fake(s), in_shape[j]):
+            target.append(1)
+        else:
+            target.append(s)
+    return cx.b.Expand(cx.tensor(src), cx.sizes(target), name=cx.node.name)
+
+
+def cat(cx, tensors, dim=0, *_):
+    dtype = cx.out_dtype()
+    rank = len(cx.out().shape)
+    parts = [cx.tensor(t, dtype) for t in tensors
+             if not (len(cx.fake(t).shape) == 1 and rank > 1)]   # torch skips legacy [0] inputs
+    if len(parts) == 1:
+        return cx.b.Identity(parts[0], name=cx.node.name)
+    return cx.b.Concat(*parts, axis=_axis(dim, rank), name=cx.node.name)
+
+
+def slice_(cx, src, dim=0, start=None, end=None, step=1, *_):
+    rank = cx.rank(src)
+    start = 0 if start is None else start
+    end = INT64_MAX if end is None else end
+    x = cx.tensor(src)
+    if start == 0 and end == INT64_MAX and step == 1:
+        return cx.b.Identity(x, name=cx.node.name)
+    end = min(end, INT64_MAX) if isinstance(end, int) else end
+    return cx.b.Slice(x, cx.size(start), cx.size(end), cx.ints([_axis(dim, rank)]),
+                      cx.ints([step]), name=cx.node.name)
+
+
+def select(cx, src, dim, index, *_):
+    rank = cx.rank(src)
+    idx = cx.scalar_of_size(index)
+    return cx.b.Gather(cx.tensor(src), idx, axis=_axis(dim, rank), name=cx.node.name)
+
+
+def index(cx, src, indices, *_):
+    """x[i] with index tensors: one index (Gather), or several on the leading dims (GatherND)."""
+    present = [i for i, t in enumerate(indices) if t is not None]
+    if any(cx.fake(indices[i]).dtype == torch.bool for i in present):
+        raise UnsupportedOpError(f"node '{cx.node.name}': boolean mask indexing gives a "
+                                 f"data-dependent shape", ops=[str(cx.node.target)],
+                                 hint="use torch.where(mask, x, other) instead")
+    x = cx.tensor(src)
+    if len(present) == 1:
+        return cx.b.Gather(x, cx.tensor(indices[present[0]]), axis=present[0],
+                           name=cx.node.name)
+    if present != list(range(len(present))):
+        raise UnsupportedOpError(f"node '{cx.node.name}': several index tensors are supported "
+                                 f"on the leading dims only", ops=[str(cx.node.target)])
+    idx = [cx.tensor(indices[i], DType.int64) for i in present]
+    common = idx[0]
+    for other in idx[1:]:             # the broadcast shape of all indices
+        common = cx.b.Add(common, cx.b.Mul(other, cx.tensor(0, DType.int64),
+                                           name=cx.name("zero")), name=cx.name("bshape"))
+    shape = cx.b.Shape(common, name=cx.name("shape"))
+    last = cx.ints([-1])
+    cols = [cx.b.Unsqueeze(cx.b.Expand(i, shape, name=cx.name("expand")), last,
+                           name=cx.name("col")) for i in idx]
+    stacked = cx.b.Concat(*cols, axis=-1, name=cx.name("stack"))
+    return cx.b.GatherND(x, stacked, name=cx.node.name)
+
+
+def split_with_sizes(cx, src, sizes, dim=0, *_):
+    rank = cx.rank(src)
+    outs = cx.b.Split(cx.tensor(src), cx.ints(sizes), axis=_axis(dim, rank),
+                      outputs=[f"{cx.node.name}_{i}" for i in range(len(sizes))])
+    return outs if isinstance(outs, tuple) else (outs,)
+
+
+def split(cx, src, size, dim=0, *_):
+    rank = cx.rank(src)
+    length = cx.fake(src).shape[_axis(dim, rank)]
+    if not _static(length):
+        raise UnsupportedOpError(f"node '{cx.node.name}': split of a symbolic dim",
+                                 ops=[str(cx.node.target)])
+    length = int(length)
+    sizes = [size] * (length // size) + ([length % size] if length % size else [])
+    return split_with_sizes(cx, src, sizes, dim)
+
+
+def unbind(cx, src, dim=0, *_):
+    rank = cx.rank(src)
+    axis = _axis(dim, rank)
+    n = int(cx.fake(src).shape[axis])
+    x = cx.tensor(src)
+    parts = cx.b.Split(x, cx.ints([1] * n), axis=axis,
+                       outputs=[f"{cx.node.name}_{i}" for i in range(n)])
+    parts = parts if isinstance(parts, tuple) else (parts,)
+    return tuple(cx.b.Squeeze(p, cx.ints([axis]), name=f"{cx.node.name}.{i}")
+                 for i, p in enumerate(parts))
+
+
+def repeat(cx, src, repeats, *_):
+    x = cx.tensor(src)
+    extra = len(repeats) - cx.rank(src)
+    if extra > 0:
+        x = cx.b.Unsqueeze(x, cx.ints(list(range(extra))), name=cx.name("lead"))
+    return cx.b.Tile(x, cx.sizes(repeats), name=cx.node.name)
+
+
+def constant_pad_nd(cx, src, pad, value=0, *_):
+    rank = cx.rank(src)
+    begins, ends = [0] * rank, [0] * rank
+    for k in range(len(pad) // 2):            # pad lists the last dim first
+        begins[rank - 1 - k], ends[rank - 1 - k] = pad[2 * k], pad[2 * k + 1]
+    x = cx.tensor(src)
+    return cx.b.Pad(x, cx.ints(begins + ends), cx.tensor(value, x.type.dtype),
+                    name=cx.node.name)
+
+
+def embedding(cx, weight, indices, *_):
+    return cx.b.Gather(cx.tensor(weight), cx.tensor(indices), axis=0, name=cx.node.name)
+
+
+# --- SymInts -------------------------------------------------------------------------------
+
+def sym_size(cx, src, dim, *_):
+    val = cx.out()
+    if isinstance(val, int) or _static(val):
+        return cx.ints([int(val)])
+    return cx.dim_size(cx.tensor(src), _axis(dim, cx.rank(src)))
+
+
+def sym_arith(kiln_op: str):
+    def convert(cx, a, b):
+        val = cx.out()
+        if isinstance(val, int) or (isinstance(val, torch.SymInt) and _static(val)):
+            return cx.ints([int(val)])
+        return getattr(cx.b, kiln_op)(cx.size(a), cx.size(b), name=cx.node.name)
+    return convert
+
+
+def getitem(cx, seq, i):
+    value = cx.env[seq]
+    if not isinstance(value, (tuple, list)):
+        raise UnsupportedOpError(f"node '{cx.node.name}': getitem on a single value",
+                                 ops=["getitem"])
+    if value[i] is None:
+        raise UnsupportedOpError(f"node '{cx.node.name}': output {i} of '{seq.name}' "
+                                 f"({seq.target}) is not supported", ops=[str(seq.target)])
+    return value[i]
+
+
+CONVERTERS = {
+    aten.view.default: view, aten._unsafe_view.default: view, aten.reshape.default: view,
+    aten.flatten.using_ints: flatten,
+    aten.permute.default: permute, aten.transpose.int: transpose, aten.t.default: t,
+    aten.unsqueeze.default: unsqueeze, aten.squeeze.dim: squeeze, aten.squeeze.dims: squeeze,
+    aten.squeeze.default: squeeze, aten.expand.default: expand, aten.cat.default: cat,
+    aten.slice.Tensor: slice_, aten.select.int: select, aten.index.Tensor: index,
+    aten.split_with_sizes.default: split_with_sizes, aten.split.Tensor: split,
+    aten.unbind.int: unbind, aten.repeat.default: repeat,
+    aten.constant_pad_nd.default: constant_pad_nd, aten.embedding.default: embedding,
+    aten.sym_size.int: sym_size,
+    operator.mul: sym_arith("Mul"), operator.add: sym_arith("Add"),
+    operator.sub: sym_arith("Sub"), operator.floordiv: sym_arith("Div"),
+    operator.getitem: getitem,
+}
