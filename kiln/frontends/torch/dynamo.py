@@ -1,0 +1,197 @@
+"""kiln as a `torch.compile` backend.
+
+    model = torch.compile(module, backend="kiln")              # registered as an entry point
+    with torch.no_grad():
+        y = model(x)                                           # torch tensors in and out
+
+    torch.compile(module, backend="kiln", dynamic=True)        # one compile for every batch size
+    torch.compile(module, backend="kiln", options={"opt_level": 3, "freeze": True})
+
+What happens to each graph Dynamo captures (`kiln_backend(gm, example_inputs)`):
+
+    aot_module_simplified      the Dynamo graph, functionalized and decomposed to core ATen
+      (core_aten_decompositions); parameters and buffers are inputs of that graph, in order
+    import_fx                  ATen graph -> kiln Graph IR (kiln/frontends/torch/fx_import.py);
+      a SymInt input (dynamic=True) becomes a symbolic dim of the tensors it sizes
+    optimize_graph             the graph passes of `opt_level` (kiln/pipeline.py)
+    compile_graph              Loop IR -> LLVM -> machine code: one CompiledModel
+    KilnGraphFunction          what Dynamo calls: tensors in (shared with NumPy, no copy), ONE
+                               native call, NumPy outputs back as tensors (no copy)
+
+Graph breaks give several graphs; each is compiled on its own. A graph kiln cannot compile (an
+op without a converter or a lowering, a dtype kiln lacks, a tensor not on the CPU) is never
+dropped silently and never crashes the program: a `KilnFallbackWarning` names the op and its
+source line, and that graph runs eagerly in PyTorch (`gm.forward`). Graphs that need
+gradients (an input requires grad and grad mode is on) run eagerly too, with the same warning:
+kiln compiles inference; call the model under `torch.no_grad()` or `torch.inference_mode()`.
+
+Options (`torch.compile(..., options={...})`): every field of kiln.CompileOptions
+(opt_level, fast_math, fuse, ...) and `freeze` (default False). With `freeze`, parameters and
+buffers are compiled into the native code as constants (weights are pre-transposed and folded
+at compile time); changing a weight afterwards is then not seen by the compiled model.
+Without it they are inputs of every call, as with Inductor's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ...errors import KilnError, UnsupportedOpError
+from ...options import CompileOptions
+
+FALLBACK_NOTE = "this graph runs eagerly in PyTorch"
+
+
+class KilnFallbackWarning(UserWarning):
+    """A graph Dynamo captured runs eagerly in PyTorch because kiln cannot compile it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    compile: CompileOptions = CompileOptions()
+    freeze: bool = False
+
+    @classmethod
+    def parse(cls, options) -> "BackendOptions":
+        options = dict(options or {})
+        freeze = bool(options.pop("freeze", False))
+        known = {f.name for f in dataclasses.fields(CompileOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise KilnError(f"unknown torch.compile option(s) for kiln: {unknown}",
+                            hint=f"kiln's options are {sorted(known | {'freeze'})}")
+        return cls(CompileOptions(**options), freeze)
+
+
+def kiln_backend(gm: torch.fx.GraphModule, example_inputs, *, options=None):
+    """A Dynamo backend: returns a callable equivalent to `gm` (see the module docstring)."""
+    opts = BackendOptions.parse(options)
+    reason = _eager_reason(gm, example_inputs)
+    if reason:
+        return _fall_back(gm, reason)
+    from torch._decomp import core_aten_decompositions
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    frozen = _frozen_inputs(gm, example_inputs) if opts.freeze else {}
+
+    def compile_aten(aten_gm, aten_inputs):
+        # the ATen graph's inputs are Dynamo's in order unless aot_autograd lifted more
+        aligned = len(aten_inputs) == len(example_inputs)
+        try:
+            return KilnGraphFunction.compile(aten_gm, aten_inputs, opts.compile,
+                                             frozen if aligned else {})
+        except KilnError as e:
+            raise _CannotCompile(str(e)) from e
+        except Exception as e:      # a kiln bug must not take the user's program down
+            raise _CannotCompile(f"internal error {type(e).__name__}: {e} "
+                                 "(please report it with the model)") from e
+
+    try:
+        with torch.no_grad():
+            return aot_module_simplified(gm, example_inputs, fw_compiler=compile_aten,
+                                         decompositions=core_aten_decompositions(),
+                                         keep_inference_input_mutations=True)
+    except _CannotCompile as e:
+        return _fall_back(gm, str(e))
+
+
+class _CannotCompile(Exception):
+    pass
+
+
+def _fall_back(gm, reason: str):
+    warnings.warn(f"kiln: {FALLBACK_NOTE}: {reason}", KilnFallbackWarning, stacklevel=2)
+    return gm.forward
+
+
+def _eager_reason(gm, example_inputs) -> str:
+    """Why `gm` must run eagerly before any conversion is tried, or ''."""
+    tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
+    devices = sorted({x.device.type for x in tensors} - {"cpu"})
+    if devices:
+        return f"kiln compiles for the CPU; the graph has {', '.join(devices)} tensors"
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
+        return ("kiln compiles inference graphs and this one needs gradients; call the model "
+                "under torch.no_grad() or torch.inference_mode()")
+    return ""
+
+
+def _frozen_inputs(gm, example_inputs) -> dict[int, torch.Tensor]:
+    """Positions of `example_inputs` that are parameters or buffers (Dynamo marks them as
+    static inputs), with their values: the constants `freeze` compiles in."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    frozen = {}
+    for i, (node, x) in enumerate(zip(placeholders, example_inputs)):
+        static = node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type")
+        if isinstance(x, torch.Tensor) and (isinstance(x, torch.nn.Parameter) or static):
+            frozen[i] = x.detach()
+    return frozen
+
+
+# --- the compiled graph ------------------------------------------------------------------------
+
+# dtypes NumPy lacks: moved through an integer view of the same width, then ml_dtypes
+_VIEWS = {torch.bfloat16: (torch.int16, "bfloat16"),
+          torch.float8_e4m3fn: (torch.int8, "float8_e4m3fn"),
+          torch.float8_e5m2: (torch.int8, "float8_e5m2")}
+
+
+class KilnGraphFunction:
+    """One ATen graph compiled by kiln, called the way aot_autograd calls a compiled forward:
+    `f(*args)` with every graph input (tensors and SymInt values) -> tuple of tensors."""
+
+    def __init__(self, model, tensor_positions: list[int], frozen: dict, seconds: float):
+        self.model = model                      # the kiln CompiledModel
+        self.tensor_positions = tensor_positions
+        self.frozen = frozen
+        self.compile_seconds = seconds
+        self._run = model.run
+
+    @classmethod
+    def compile(cls, aten_gm, aten_inputs, options: CompileOptions,
+                frozen: dict) -> "KilnGraphFunction":
+        from ...api import optimize_graph
+        from ...runtime.compiled_model import compile_graph
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+        from .fx_import import import_fx
+        t0 = time.perf_counter()
+        placeholders = [n for n in aten_gm.graph.nodes if n.op == "placeholder"]
+        constants = {placeholders[i].name: x for i, x in frozen.items()}
+        with unset_fake_temporarily():      # aot_autograd compiles under its FakeTensorMode
+            graph = import_fx(aten_gm, name="dynamo", constants=constants)
+        compiled = compile_graph(optimize_graph(graph, options))
+        compiled.options = options
+        positions = [i for i, x in enumerate(aten_inputs)
+                     if i not in frozen and isinstance(x, torch.Tensor)]
+        if len(positions) != len(compiled.input_names):
+            raise KilnError(f"the ATen graph has {len(positions)} tensor inputs, the kiln graph "
+                            f"{len(compiled.input_names)}")
+        return cls(compiled, positions, frozen, time.perf_counter() - t0)
+
+    def __call__(self, *args):
+        arrays = []
+        for i in self.tensor_positions:
+            t = args[i]
+            if t.requires_grad:
+                t = t.detach()
+            arrays.append(t.numpy() if t.dtype not in _VIEWS else _numpy_view(t))
+        return tuple([torch.from_numpy(a) if a.dtype.kind != "V" else _tensor_view(a)
+                      for a in self._run(arrays)])
+
+
+def _numpy_view(t: torch.Tensor) -> np.ndarray:
+    import ml_dtypes
+    as_int, name = _VIEWS[t.dtype]
+    return t.contiguous().view(as_int).numpy().view(getattr(ml_dtypes, name))
+
+
+def _tensor_view(a: np.ndarray) -> torch.Tensor:
+    for dtype, (as_int, name) in _VIEWS.items():
+        if a.dtype.name == name:
+            return torch.from_numpy(a.view(f"i{a.dtype.itemsize}")).view(dtype)
+    raise UnsupportedOpError(f"kiln returned {a.dtype}, which torch has no dtype for")
