@@ -25,5 +25,5 @@ def test_sin_plus_cos_through_the_interpreter_and_native():
     assert [n.op.name for n in graph.nodes] == ["Sin", "Cos", "Add"]
     assert graph.inputs[0].type == TensorType(kiln.ir.dtypes.DType.float32, (3, 4))
     want = (torch.sin(x) + torch.cos(x)).numpy()
-    np.testing.assert_allclose(interpret(graph, {"x": x.numpy()})[0], want, rtol=1e-6)
-    np.testing.assert_allclose(kiln.compile(graph)(x.numpy())[0], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(interpret(graph, {"x": x.numpy()})[0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kiln.compile(graph)(x.numpy())[0], want, rtol=1e-4, atol=1e-5)
