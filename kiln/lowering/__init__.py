@@ -99,6 +99,8 @@ from . import qlinear_conv  # noqa: F401
 from . import deform_conv  # noqa: F401
 from . import spectral  # noqa: F401
 from . import tree_ensemble  # noqa: F401
+from . import label_encoder  # noqa: F401
+from . import tfidf  # noqa: F401
 from .context import LowerContext
 from .graph import lower_graph
 from .registry import LOWERINGS, Lowering, lowering_for, register
