@@ -94,7 +94,7 @@ from . import nms, nonzero, unique  # noqa: F401  (sizes computed at run time: d
 from . import random  # noqa: F401
 from . import unpool  # noqa: F401
 from . import roialign  # noqa: F401
-from . import control  # noqa: F401
+from . import control, recurrent  # noqa: F401
 from . import qlinear_conv  # noqa: F401
 from . import deform_conv  # noqa: F401
 from . import spectral  # noqa: F401

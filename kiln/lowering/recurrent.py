@@ -1,0 +1,286 @@
+"""Recurrent layers: RNN, GRU and LSTM, lowered directly (every ONNX attribute).
+
+Why a lowering and not a graph pass into Scan: the per-step work is small and fixed (one
+recurrent matrix product and a few elementwise gates), while the masks of sequence_lens, the
+reverse-within-length reads and the two directions would be many extra Graph IR nodes per step.
+Lowered directly it is:
+
+1. Kernels outside the recurrence: W and R transposed once (so the per-step products read
+   them contiguously along the gate axis), and the input projection of every time step at once,
+   XW[d, t, b, q] = sum_i X[t, b, i] W[d, q, i] + Wb[d, q] + Rb[d, q] (Rb of GRU's candidate gate
+   stays out with linear_before_reset), a parallel nest.
+2. One kernel for the recurrence: per direction, the state in H[d] (and C[d]) starts from
+   initial_h/initial_c (or zero), then a serial loop over time whose step is a few nests: the
+   gates (H R' through a reduction), then the state update, in place (each element reads only
+   its own old state once the gates are computed). A batch entry past its sequence length keeps
+   its state and outputs zeros; a reverse direction reads (and writes Y at) len - 1 - t. Y_h and
+   Y_c are the states at the end.
+
+Computation is in the reference's accumulator dtype (float32 for float16/bfloat16/float32,
+float64 for float64); activations take alpha/beta in order as the op's reference does, and
+`clip` bounds every activation input.
+"""
+
+from __future__ import annotations
+
+from ..ir import ops
+from ..ir.dtypes import DType
+from ..ir.ops.rnn import DIRECTIONS, num_directions
+from ..loops.expr import Const, Load, Reduce, Var
+from ..loops.stmt import Local, Loop, Store
+from . import exprs as E
+from .registry import register
+from .tensor import Tensor, kernel, loop_nest, widen
+
+# name (lower case) -> (Expr builder of x, alpha, beta; default alpha; default beta), as in the
+# op's reference (kiln/ir/ops/rnn.py); None: the function takes no such parameter
+ACTIVATIONS = {
+    "relu": (lambda x, a, b: E.binary("max", x, 0.0), None, None),
+    "tanh": (lambda x, a, b: E.unary("tanh", x), None, None),
+    "sigmoid": (lambda x, a, b: E.unary("sigmoid", x), None, None),
+    "affine": (lambda x, a, b: E.binary("add", E.binary("mul", x, a), b), 1.0, 0.0),
+    "leakyrelu": (lambda x, a, b: E.select(E.ge(x, 0.0), x, E.binary("mul", x, a)), 0.01, None),
+    "thresholdedrelu": (lambda x, a, b: E.select(E.gt(x, a), x, 0.0), 1.0, None),
+    "scaledtanh": (lambda x, a, b: E.binary("mul", E.unary("tanh", E.binary("mul", x, b)), a),
+                   1.0, 1.0),
+    "hardsigmoid": (lambda x, a, b: E.binary("min", E.binary(
+        "max", E.binary("add", E.binary("mul", x, a), b), 0.0), 1.0), 0.2, 0.5),
+    "elu": (lambda x, a, b: E.select(E.ge(x, 0.0), x, E.binary(
+        "mul", E.binary("sub", E.unary("exp", x), 1.0), a)), 1.0, None),
+    "softsign": (lambda x, a, b: E.binary("div", x, E.binary("add", E.unary("abs", x), 1.0)),
+                 None, None),
+    "softplus": (lambda x, a, b: E.binary("add", E.binary("max", x, 0.0), E.unary(
+        "log", E.binary("add", E.unary("exp", E.unary("neg", E.unary("abs", x))), 1.0))),
+        None, None),
+}
+
+# op -> (gate blocks, default activations of one direction)
+KINDS = {ops.RNN: (1, ("Tanh",)), ops.GRU: (3, ("Sigmoid", "Tanh")),
+         ops.LSTM: (4, ("Sigmoid", "Tanh", "Tanh"))}
+
+
+def activation_exprs(ctx, node, a, defaults: tuple, nd: int) -> list:
+    """Per direction, the activation functions (Expr -> Expr, alpha/beta bound)."""
+    names = list(a.activations) or list(defaults) * nd
+    per_dir = len(defaults)
+    if len(names) == per_dir and nd == 2:
+        names = names * 2
+    if len(names) != per_dir * nd:
+        ctx.fail(node, f"activations lists {len(names)} functions, expected {per_dir} per "
+                       f"direction x {nd} direction(s)")
+    alphas, betas = list(a.activation_alpha), list(a.activation_beta)
+    out = []
+    for name in names:
+        spec = ACTIVATIONS.get(name.lower())
+        if spec is None:
+            ctx.fail(node, f"unknown activation '{name}'",
+                     hint=f"use one of {', '.join(sorted(ACTIVATIONS))} (any case)")
+        fn, da, db = spec
+        al = alphas.pop(0) if da is not None and alphas else da
+        be = betas.pop(0) if db is not None and betas else db
+        out.append(lambda x, fn=fn, al=al, be=be: fn(x, al, be))
+    return [out[d * per_dir:(d + 1) * per_dir] for d in range(nd)]
+
+
+@register(ops.RNN, ops.GRU, ops.LSTM)
+def lower_recurrent(ctx, node, inputs):
+    a = ctx.attrs(node)
+    gates, defaults = KINDS[node.op]
+    inputs = list(inputs) + [None] * (8 - len(inputs))
+    x, w, r, bias, lens, h0, c0, peep = inputs[:8]
+    lstm, gru = node.op is ops.LSTM, node.op is ops.GRU
+    if a.direction not in DIRECTIONS:
+        ctx.fail(node, f"direction '{a.direction}' is not one of {', '.join(DIRECTIONS)}")
+    nd = num_directions(a)
+    acts = activation_exprs(ctx, node, a, defaults, nd)
+    acc = DType.float64 if x.dtype is DType.float64 else DType.float32
+    lbr = gru and bool(a.linear_before_reset)
+
+    seq, batch = (x.shape[1], x.shape[0]) if a.layout else (x.shape[0], x.shape[1])
+    size_in, hidden = x.shape[2], r.shape[2]
+    gh = E.mul(gates, hidden)
+
+    def xs(t, b, i):
+        return widen(x.at((b, t, i) if a.layout else (t, b, i)))
+
+    def state0(t0: Tensor | None, d, b, j):
+        if t0 is None:
+            return E.const(0, acc)
+        return E.cast(t0.at((b, d, j) if a.layout else (d, b, j)), acc)
+
+    def clip(v):
+        if a.clip is None:
+            return v
+        return E.binary("min", E.binary("max", v, -float(a.clip)), float(a.clip))
+
+    def bias_at(d, q, recurrent: bool):
+        if bias is None:
+            return E.const(0, acc)
+        return E.cast(bias.at((d, E.add(q, gh) if recurrent else q)), acc)
+
+    # 1. transposed weights and the input projection of every step -----------------------------
+    wt = ctx.new_buffer("wt", (nd, size_in, gh), acc)
+    ctx.materialize(Tensor((Const(nd), size_in, gh), acc,
+                           lambda i: E.cast(w.at((i[0], i[2], i[1])), acc)), wt, "transpose_w")
+    rt = ctx.new_buffer("rt", (nd, hidden, gh), acc)
+    ctx.materialize(Tensor((Const(nd), hidden, gh), acc,
+                           lambda i: E.cast(r.at((i[0], i[2], i[1])), acc)), rt, "transpose_r")
+    xw = ctx.new_buffer("xw", (nd, seq, batch, gh), acc)
+
+    def projection(idx):
+        d, t, b, q = idx
+        k = ctx.fresh_var("k")
+        total = Reduce("add", E.const(0, acc), ((k, E.ZERO, size_in),),
+                       E.binary("mul", E.cast(xs(t, b, k), acc), Load(wt, (d, k, q))))
+        total = E.binary("add", total, bias_at(d, q, False))
+        if not lbr:
+            return E.binary("add", total, bias_at(d, q, True))
+        return E.binary("add", total, E.select(E.lt(q, E.mul(2, hidden)),
+                                               bias_at(d, q, True), E.const(0, acc)))
+    ctx.materialize(Tensor((Const(nd), seq, batch, gh), acc, projection), xw, "projection")
+
+    # 2. the recurrence ------------------------------------------------------------------------
+    out_dtype = x.dtype
+    y = _output(ctx, node, 0, (batch, seq, Const(nd), hidden) if a.layout else
+                (seq, Const(nd), batch, hidden), out_dtype)
+    state_shape = (batch, Const(nd), hidden) if a.layout else (Const(nd), batch, hidden)
+    y_h = _output(ctx, node, 1, state_shape, out_dtype)
+    y_c = _output(ctx, node, 2, state_shape, out_dtype) if lstm else None
+    hs = ctx.new_buffer("h_state", (nd, batch, hidden), acc)
+    cs = ctx.new_buffer("c_state", (nd, batch, hidden), acc) if lstm else None
+    gbuf = ctx.new_buffer("gates", (batch, gh), acc)
+
+    def nest(shape, buffer, body):
+        return loop_nest(ctx, shape, buffer, body)
+
+    def matvec(d, b, q, scale=None):
+        """sum_k h[d, b, k] (* scale(k)) R[d, q, k]"""
+        k = ctx.fresh_var("k")
+        h = Load(hs, (d, b, k))
+        if scale is not None:
+            h = E.binary("mul", h, scale(k))
+        return Reduce("add", E.const(0, acc), ((k, E.ZERO, hidden),),
+                      E.binary("mul", h, Load(rt, (d, k, q))))
+
+    stmts = []
+    stmts += nest((Const(nd), batch, hidden), hs, lambda i: [Store(hs, i, state0(h0, *i))])
+    if lstm:
+        stmts += nest((Const(nd), batch, hidden), cs, lambda i: [Store(cs, i, state0(c0, *i))])
+    for d in range(nd):
+        dc = Const(d)
+        f = acts[d]
+        backwards = a.direction == "reverse" or d == 1
+        t = ctx.fresh_var("t")
+
+        def length(b):
+            if lens is None:
+                return seq
+            return E.clamp(E.cast(lens.at((b,)), DType.int64), E.ZERO, seq)
+
+        def live(b):
+            return E.lt(t, length(b))
+
+        def at_time(b):
+            """The time step the direction is at for batch entry b (where it reads and
+            writes)."""
+            if not backwards:
+                return t
+            if lens is None:
+                return E.sub(E.sub(seq, 1), t)
+            n = length(b)
+            return E.select(live(b), E.sub(E.sub(n, 1), t), t)
+
+        def xw_at(b, q):
+            return Load(xw, (dc, at_time(b), b, q))
+
+        def finish(b, j, h_new, c_new=None):
+            """Keep the state past the sequence length; write Y (0 there)."""
+            keep = live(b)
+            out = []
+            hv = Var(ctx.fresh_name("h_new"), acc)
+            out.append(Local(hv, h_new))
+            if c_new is not None:
+                out.append(Store(cs, (dc, b, j), E.select(keep, c_new, Load(cs, (dc, b, j)))))
+            if y is not None:
+                at = at_time(b)
+                idx = (b, at, dc, j) if a.layout else (at, dc, b, j)
+                out.append(Store(y, idx, E.cast(E.select(keep, hv, E.const(0, acc)), out_dtype)))
+            out.append(Store(hs, (dc, b, j), E.select(keep, hv, Load(hs, (dc, b, j)))))
+            return out
+
+        step = []
+        if node.op is ops.RNN:
+            step += nest((batch, hidden), gbuf, lambda i: [Store(gbuf, i, f[0](clip(
+                E.binary("add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))))])
+            step += nest((batch, hidden), hs, lambda i: finish(i[0], i[1], Load(gbuf, i)))
+        elif lstm:
+            step += nest((batch, gh), gbuf, lambda i: [Store(gbuf, i, E.binary(
+                "add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))])
+            step += nest((batch, hidden), hs, lambda i: _lstm_update(
+                ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, i[0], i[1], finish))
+        else:
+            two = E.mul(2, hidden)
+            step += nest((batch, two), gbuf, lambda i: [Store(gbuf, i, f[0](clip(
+                E.binary("add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))))])
+
+            def candidate(i):
+                b, j = i
+                q = E.add(two, j)
+                if lbr:
+                    inner = E.binary("add", matvec(dc, b, q), bias_at(dc, q, True))
+                    v = E.binary("mul", Load(gbuf, (b, E.add(hidden, j))), inner)
+                else:
+                    v = matvec(dc, b, q, scale=lambda k: Load(gbuf, (b, E.add(hidden, k))))
+                return [Store(gbuf, (b, q), f[1](clip(E.binary("add", xw_at(b, q), v))))]
+            step += nest((batch, hidden), gbuf, candidate)
+
+            def update(i):
+                b, j = i
+                z = Load(gbuf, (b, j))
+                hh = Load(gbuf, (b, E.add(two, j)))
+                h = Load(hs, (dc, b, j))
+                new = E.binary("add", E.binary("mul", E.binary("sub", E.const(1, acc), z), hh),
+                               E.binary("mul", z, h))
+                return finish(b, j, new)
+            step += nest((batch, hidden), hs, update)
+        stmts.append(Loop(t, E.ZERO, seq, step))
+    for final, state in ((y_h, hs), (y_c, cs)):
+        if final is None:
+            continue
+
+        def copy(i, final=final, state=state):
+            d, b, j = i
+            idx = (b, d, j) if a.layout else (d, b, j)
+            return [Store(final, idx, E.cast(Load(state, (d, b, j)), out_dtype))]
+        stmts += nest((Const(nd), batch, hidden), hs, copy)
+    ctx.emit(kernel(ctx.fresh_name(node.op.name.lower(), kernel=True), stmts))
+    return [None if b is None else Tensor.of(b) for b in (y, y_h, y_c)][:len(node.outputs)]
+
+
+def _lstm_update(ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, b, j, finish) -> list:
+    """One element of the LSTM state update, from the gates (i, o, f, c blocks) in gbuf."""
+    def gate(k):
+        return Load(gbuf, (b, E.add(E.mul(k, hidden), j)))
+
+    def p(k):
+        if peep is None:
+            return E.const(0, acc)
+        return E.cast(peep.at((dc, E.add(E.mul(k, hidden), j))), acc)
+
+    c = Load(cs, (dc, b, j))
+    iv = Var(ctx.fresh_name("i_gate"), acc)
+    cv = Var(ctx.fresh_name("c_new"), acc)
+    out = [Local(iv, f[0](clip(E.binary("add", gate(0), E.binary("mul", p(0), c)))))]
+    if a.input_forget:
+        forget = E.binary("sub", E.const(1, acc), iv)
+    else:
+        forget = f[0](clip(E.binary("add", gate(2), E.binary("mul", p(2), c))))
+    out.append(Local(cv, E.binary("add", E.binary("mul", forget, c),
+                                  E.binary("mul", iv, f[1](clip(gate(3)))))))
+    o = f[0](clip(E.binary("add", gate(1), E.binary("mul", p(1), cv))))
+    return out + finish(b, j, E.binary("mul", o, f[2](cv)), cv)
+
+
+def _output(ctx, node, k: int, shape, dtype):
+    v = node.outputs[k] if k < len(node.outputs) else None
+    return None if v is None else ctx.buffer_for(v, shape, dtype)
