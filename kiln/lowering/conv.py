@@ -4,8 +4,9 @@ dilations, explicit pads or auto_pad.
 Both are direct (gathering) convolutions: each output element is a Reduce over the input
 channels of its group and the kernel taps. Conv reads input position o * s - pad + k * d;
 ConvTranspose inverts that map, so a tap contributes only where o + pad - k * d is a multiple
-of the stride, landing inside the input. No im2col, no packing: a correct nest for the scheduler
-to improve, not a fast one.
+of the stride, landing inside the input. A float32 2-D Conv with sizes known when compiling is
+written by the register-blocked nest of conv_blocked.py instead (its Reduce stays the
+definition anywhere else it is read); the other forms keep this plain nest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..ir.ops.conv import _transpose_geometry as transpose_geometry
 from ..ir.ops.window import make_window
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
+from .conv_blocked import blocked_conv
 from .linalg import zero_point_of
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen
@@ -54,7 +56,7 @@ def conv(ctx, node, x: Tensor, w: Tensor, b: Tensor | None, x_elem, w_elem, acc:
     per_group_in = w.shape[1]                           # C / group
     per_group_out = E.floordiv(w.shape[0], group)        # M / group
 
-    def at(idx):
+    def core(idx):
         n, m, *outs = idx
         c, ranges = _channel_range(ctx, per_group_in)
         taps, tap_r = tap_ranges(ctx, win)
@@ -65,9 +67,15 @@ def conv(ctx, node, x: Tensor, w: Tensor, b: Tensor | None, x_elem, w_elem, acc:
         if inside is not None:
             term = E.select(inside, term, E.const(0, acc))
         all_ranges = tuple(ranges + tap_r)
-        y = Reduce("add", E.const(0, acc), all_ranges, term) if all_ranges else term
-        return narrow(_with_bias(y, b, m), out)
-    return Tensor((x.shape[0], w.shape[0], *sw.out), out, at)
+        return Reduce("add", E.const(0, acc), all_ranges, term) if all_ranges else term
+
+    def finish(y, idx):
+        return narrow(_with_bias(y, b, idx[1]), out)
+    if out is DType.float32 and acc is DType.float32:
+        fast = blocked_conv(ctx, node, x, w, win, sw, group, core, finish)
+        if fast is not None:
+            return fast
+    return Tensor((x.shape[0], w.shape[0], *sw.out), out, lambda idx: finish(core(idx), idx))
 
 
 @register(ops.Conv)

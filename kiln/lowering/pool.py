@@ -16,6 +16,7 @@ from ..ir.dtypes import DType
 from ..ir.ops.window import make_window
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
+from .conv_epilogue import anchored_in_memory
 from .reduce import count, into, lowest, reduction, temp
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen
@@ -174,7 +175,7 @@ def lower_lp_pool(ctx, node, inputs):
 
 @register(ops.GlobalAveragePool, ops.GlobalMaxPool, ops.GlobalLpPool)
 def lower_global_pool(ctx, node, inputs):
-    x = inputs[0]
+    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
     dt = compute_dtype(x.dtype)
     axes = tuple(range(2, x.rank))
     if node.op is ops.GlobalMaxPool:

@@ -210,6 +210,10 @@ def store_all(ctx, t: Tensor, buffer: Buffer) -> list:
     """Statements writing every element of t into buffer (of t's shape)."""
     if t.write is not None:
         return t.write(ctx, buffer)
+    from .conv_epilogue import anchored_write     # a blocked conv with its epilogue
+    blocked = anchored_write(ctx, t, buffer)
+    if blocked is not None:
+        return blocked
     return loop_nest(ctx, t.shape, buffer, lambda idx: [Store(buffer, idx, t.at(idx))])
 
 

@@ -1,0 +1,207 @@
+"""float32 2-D convolution as a register-blocked direct convolution (the GEMM recipe of
+DESIGN.md's measured facts, applied to Conv without an im2col buffer).
+
+    parallel for mb in [0, M / MR)                 blocks of MR output channels, one group each
+      for n, for oh                                (row form; the flat form has no oh loop)
+        vector for ow in [0, OW), 16 lanes         output positions along a row
+          acc_0 .. acc_{MR-1} = 0                  <16 x float> each: MR output channels
+          for c in [0, C / group)
+            (every tap kh, kw, unrolled)
+              xv = xp[n, c, phase(kh), phase(kw), oh + a(kh), ow + a(kw)]      one vector load
+              acc_r += xv * wp[mb, c, kh, kw, r]                                broadcast, fma
+          y[n, mb * MR + r, oh, ow] = epilogue(acc_r)                           one store each
+
+- **Weights** are repacked when compiling into wp[M / MR, C / group, KH, KW, MR]: the MR
+  weights one tap broadcasts are adjacent, and the kernel walks wp in order. A weight that is
+  not a constant is packed by a kernel of its own.
+- **Input.** One kernel first copies x into xp, padded and split by stride phase:
+  xp[n, c, ph, pw, i, j] = x[n, c, i * s + ph - pad, j * s + pw - pad] (0 outside). Tap k of
+  output o then reads phase (k * d) mod s at o + (k * d) div s, so every read is contiguous
+  along the vector, whatever the stride, and the hot loop has no padding test. With no padding
+  and stride 1 the copy is skipped when x is already a contiguous buffer.
+- **Flat form.** A narrow image (ResNet's 7 x 7) wastes most lanes of a row. Then the vector
+  runs over q in [0, OH * Wq), the rows of xp laid end to end (Wq = xp's row length): tap
+  (kh, kw) of q reads xp's flat position q + a(kh) * Wq + a(kw), still contiguous. Lanes whose
+  column is past OW are computed and dropped (the store is under a per-lane test); xp has one
+  more row so their reads stay inside it.
+- **Epilogue.** The conv is an Anchor (conv_epilogue.py): the tensor written (the conv itself,
+  or a fused group's bias / Relu / residual Add on top of it) is evaluated per accumulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..loops.buffer import Buffer, BufferKind
+from ..loops.expr import Const, Load, Var
+from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
+from . import exprs as E
+from .conv_epilogue import Anchor, register_anchor
+from .tensor import VECTOR_BYTES, Tensor, is_contiguous
+
+f32 = DType.float32
+LANES = VECTOR_BYTES // 4          # float32 lanes of one vector register
+MAX_BLOCK = 8                      # output channels per block (accumulator vectors)
+FLAT_GAIN = 1.15                   # the flat form's lane use must beat the row form's by this
+
+
+class _Axis:
+    """One spatial axis: where tap k reads in xp (phase slot, offset) and xp's length."""
+
+    def __init__(self, kernel: int, stride: int, dilation: int, begin: int, out: int,
+                 size: int):
+        self.stride, self.begin, self.size = stride, begin, size
+        self.phases = 1 if all(k * dilation % stride == 0 for k in range(kernel)) else stride
+        self.taps = [((k * dilation) % stride, (k * dilation) // stride) for k in range(kernel)]
+        self.length = out + max(a for _, a in self.taps)    # positions of xp per phase
+
+    def source(self, phase: Var, i) -> tuple:
+        """(the input coordinate xp's position i of `phase` copies, whether it is inside)."""
+        pos = E.add(E.sub(E.mul(i, self.stride), self.begin), phase)
+        return pos, E.binary("and", E.ge(pos, E.ZERO), E.lt(pos, Const(self.size)))
+
+
+def _block_size(per_group_out: int) -> int:
+    return next(r for r in range(MAX_BLOCK, 0, -1) if per_group_out % r == 0)
+
+
+def _static(dims):
+    return [d.value for d in dims] if all(isinstance(d, Const) for d in dims) else None
+
+
+def _constant_data(w: Tensor):
+    """The weight as an ndarray when it is a compile-time constant."""
+    buf = w.buffer
+    if buf is not None and buf.kind is BufferKind.CONSTANT and buf.base is None and \
+            buf.data is not None:
+        return np.asarray(buf.data, dtype=np.float32)
+    shape = w.static_shape()
+    if buf is None and shape is not None:       # every element the same (Tensor.fill)
+        value = E.fold(w.at(tuple(Var(f"_w{k}") for k in range(len(shape)))))
+        if isinstance(value, Const):
+            return np.full(shape, value.value, dtype=np.float32)
+    return None
+
+
+def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definition,
+                 finish) -> Tensor | None:
+    """The conv as an Anchor whose nest is blocked, or None when this path does not apply
+    (not float32 2-D, or sizes unknown when compiling)."""
+    if x.dtype is not f32 or w.dtype is not f32 or x.rank != 4:
+        return None
+    dims = _static([*x.shape[1:], *w.shape, *sw.out, *sw.begin])
+    if dims is None:
+        return None
+    C, H, W, M, Cg, KH, KW, OH, OW, pt, pl = dims
+    if OH <= 0 or OW <= 0 or M % group or Cg * group != C:
+        return None
+    ah = _Axis(KH, win.strides[0], win.dilations[0], pt, OH, H)
+    aw = _Axis(KW, win.strides[1], win.dilations[1], pl, OW, W)
+    mr = _block_size(M // group)
+    flat = _lane_use(OW * OH, OH * aw.length) > FLAT_GAIN * _lane_use(OW, OW)
+    shape = (x.shape[0], Const(M), Const(OH), Const(OW))
+    plan = dict(ah=ah, aw=aw, mr=mr, flat=flat, group=group, C=C, Cg=Cg, M=M, KH=KH, KW=KW,
+                OH=OH, OW=OW)
+    state: dict = {}
+
+    def write(ctx, t, buffer):
+        if "xp" not in state:
+            state["xp"] = _prepared_input(ctx, node, x, ah, aw, flat)
+            state["wp"] = _packed_weights(ctx, node, w, mr)
+        return _nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
+
+    anchor = Anchor(shape, f32, definition, finish, write)
+    return register_anchor(ctx, anchor)
+
+
+def _lane_use(useful: int, computed: int) -> float:
+    return useful / (LANES * -(-computed // LANES))
+
+
+def _prepared_input(ctx, node, x: Tensor, ah: _Axis, aw: _Axis, flat: bool) -> Buffer:
+    """xp: x padded and split by stride phase (x itself when that changes nothing)."""
+    N, C = x.shape[0], x.shape[1]
+    rows = ah.length + (1 if flat else 0)
+    same = ah.phases == aw.phases == 1 and ah.stride == aw.stride == 1 and \
+        ah.begin == aw.begin == 0 and not flat and \
+        ah.length == ah.size and aw.length == aw.size
+    if same and x.buffer is not None and is_contiguous(x.buffer):
+        b = x.buffer
+        return b.view(ctx.fresh_name(f"{b.name}_phases"), (N, C, 1, 1, ah.size, aw.size),
+                      (*b.strides[:2], 0, 0, *b.strides[2:]), b.offset)
+    shape = (N, C, Const(ah.phases), Const(aw.phases), Const(rows), Const(aw.length))
+    buf = ctx.new_buffer(f"{node.outputs[0].name}_padded", shape, f32)
+
+    def at(idx):
+        n, c, ph, pw, i, j = idx
+        r, r_in = ah.source(ph, i)
+        q, q_in = aw.source(pw, j)
+        v = x.at((n, c, E.clamp(r, 0, ah.size - 1), E.clamp(q, 0, aw.size - 1)))
+        return E.select(E.binary("and", r_in, q_in), v, E.const(0.0, f32))
+    ctx.materialize(Tensor(shape, f32, at), buf, "conv_input")
+    return buf
+
+
+def _packed_weights(ctx, node, w: Tensor, mr: int) -> Buffer:
+    """wp[M / mr, C / group, KH, KW, mr] = w[mb * mr + r, c, kh, kw]."""
+    M, Cg, KH, KW = (d.value for d in w.shape)
+    shape = (M // mr, Cg, KH, KW, mr)
+    data = _constant_data(w)
+    name = f"{node.outputs[0].name}_weights"
+    if data is not None:
+        packed = np.ascontiguousarray(data.reshape(M // mr, mr, Cg, KH, KW)
+                                      .transpose(0, 2, 3, 4, 1))
+        return Buffer(ctx.fresh_name(name), f32, shape, BufferKind.CONSTANT, data=packed)
+    buf = ctx.new_buffer(name, shape, f32)
+    ctx.materialize(Tensor(tuple(Const(d) for d in shape), f32,
+                           lambda i: w.at((E.add(E.mul(i[0], mr), i[4]), i[1], i[2], i[3]))),
+                    buf, "conv_weights")
+    return buf
+
+
+def _nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: Buffer, p: dict) -> list:
+    ah, aw, mr, flat = p["ah"], p["aw"], p["mr"], p["flat"]
+    mb, n, c = ctx.fresh_var("mb"), ctx.fresh_var("n"), ctx.fresh_var("c")
+    v = ctx.fresh_var("q" if flat else "ow")
+    oh = None if flat else ctx.fresh_var("oh")
+    blocks_per_group = p["M"] // p["group"] // mr
+    cin = c if p["group"] == 1 else E.add(E.mul(E.floordiv(mb, blocks_per_group), p["Cg"]), c)
+    accs = [Var(ctx.fresh_name(f"acc{r}"), f32) for r in range(mr)]
+    wq = aw.length
+    if flat:
+        N, C, PH, PW, R, _ = xp.shape
+        src = xp.view(ctx.fresh_name(f"{xp.name}_flat"), (N, C, PH, PW, R * wq),
+                      xp.strides[:4] + (Const(1),), xp.offset)
+    taps = []
+    for kh, (sh, a) in enumerate(ah.taps):
+        for kw, (sw_, b) in enumerate(aw.taps):
+            xv = Var(ctx.fresh_name("xv"), f32)
+            if flat:
+                where = (n, cin, Const(sh), Const(sw_), E.add(v, a * wq + b))
+                load = Load(src, where)
+            else:
+                load = Load(xp, (n, cin, Const(sh), Const(sw_), E.add(oh, a), E.add(v, b)))
+            taps.append(Local(xv, load))
+            for r, acc in enumerate(accs):
+                taps.append(Assign(acc, acc + xv * Load(wp, (mb, c, Const(kh), Const(kw),
+                                                               Const(r)))))
+    body = [Local(acc, E.const(0.0, f32)) for acc in accs]
+    body.append(Loop(c, E.ZERO, Const(p["Cg"]), taps))
+    if flat:
+        row = E.floordiv(v, wq)
+        col = E.minimum(E.mod(v, wq), p["OW"] - 1)
+        idxs = [(n, E.add(E.mul(mb, mr), r), row, col) for r in range(mr)]
+    else:
+        idxs = [(n, E.add(E.mul(mb, mr), r), oh, v) for r in range(mr)]
+    with anchor.bind(dict(zip(idxs, accs))):
+        stores = [Store(out, idx, t.at(idx)) for idx in idxs]
+    if flat:
+        body.append(If(E.lt(E.mod(v, wq), Const(p["OW"])), stores))
+        inner = Loop(v, E.ZERO, Const(p["OH"] * wq), body, LoopKind.VECTORIZED, LANES)
+    else:
+        body.extend(stores)
+        inner = Loop(oh, E.ZERO, Const(p["OH"]),
+                     [Loop(v, E.ZERO, Const(p["OW"]), body, LoopKind.VECTORIZED, LANES)])
+    nest = Loop(n, E.ZERO, out.shape[0], [inner])
+    return [Loop(mb, E.ZERO, Const(p["M"] // mr), [nest], LoopKind.PARALLEL)]

@@ -1,0 +1,118 @@
+"""Anchors: tensors (a convolution) whose lowering writes a better loop nest than one store per
+element, with whatever elementwise epilogue a fused group put on top of them applied in
+registers before the store.
+
+A lowering makes an `Anchor` and returns `anchor.tensor`. Read anywhere, that tensor's `at` is
+the plain definition (a Reduce), so every consumer stays correct. When a tensor `t` is written
+to memory (`store_all`), `anchored_write` probes it: it evaluates `t.at` at fresh index
+variables and records which anchors were read, and where. If exactly one anchor was read, only
+at the probe's own index, and `t` has the anchor's shape, then `t` is an elementwise function of
+the anchor (bias, folded BatchNorm, Relu, a residual Add...). The anchor's `write` then builds
+its blocked nest: it keeps each block's results in locals, and for every element of the block
+asks `t.at(index)` once more with the anchor bound to that local (`bind`), so the epilogue is
+computed from the register and stored once. Anything else (a reduction over the anchor, a read
+at a shifted index) keeps the plain nest.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable
+
+from ..loops.expr import simplify_index
+from . import exprs as E
+from ..loops.buffer import BufferKind
+from .tensor import Tensor, kernel
+
+
+def _key(idx, shape) -> tuple:
+    """An index compared structurally; an axis of size 1 is always read at 0 (broadcasting
+    reads it so)."""
+    return tuple(E.ZERO if E.is_const(d, 1) else simplify_index(E.index(i))
+                 for i, d in zip(idx, shape))
+
+
+class Anchor:
+    """`definition(idx)` is the element's plain Expr; `finish(core, idx)` turns the anchor's
+    core value (the plain Reduce or a bound local) into the element (adds a bias, narrows);
+    `write(ctx, t, buffer)` returns the statements writing `t` (an elementwise function of this
+    anchor) into `buffer`, or None to keep the plain nest."""
+
+    def __init__(self, shape, dtype, definition: Callable, finish: Callable,
+                 write: Callable):
+        self.definition, self.finish, self.write_fn = definition, finish, write
+        self.bound: dict = {}
+        self.reads: list | None = None          # recording while probing
+        anchor = self
+
+        def at(idx):
+            idx = tuple(idx)
+            if anchor.reads is not None:
+                anchor.reads.append(_key(idx, shape))
+            core = anchor.bound.get(_key(idx, shape)) if anchor.bound else None
+            return anchor.finish(anchor.definition(idx) if core is None else core, idx)
+        self.tensor = Tensor(tuple(shape), dtype, at)
+
+    @contextmanager
+    def bind(self, values: dict):
+        """Within the block: reading the anchor at one of `values`' indices gives its Expr."""
+        saved = self.bound
+        self.bound = {_key(k, self.tensor.shape): v for k, v in values.items()}
+        try:
+            yield
+        finally:
+            self.bound = saved
+
+
+def register_anchor(ctx, anchor: Anchor) -> Tensor:
+    ctx.__dict__.setdefault("anchors", []).append(anchor)
+    return anchor.tensor
+
+
+def anchor_of(ctx, t: Tensor) -> Anchor | None:
+    """The one anchor `t` is an elementwise function of (same shape, read only at t's own
+    index), or None."""
+    anchors = getattr(ctx, "anchors", None)     # set by register_anchor
+    if not anchors:
+        return None
+    probe = tuple(ctx.fresh_var("probe") for _ in t.shape)
+    for a in anchors:
+        a.reads = []
+    try:
+        t.at(probe)
+        hit = [a for a in anchors if a.reads]
+    finally:
+        reads = [a.reads for a in anchors]
+        for a in anchors:
+            a.reads = None
+    if len(hit) != 1:
+        return None
+    a = hit[0]
+    shape = a.tensor.shape
+    if len(shape) != len(t.shape) or not all(E.same(x, y) for x, y in zip(shape, t.shape)):
+        return None
+    if any(r != _key(probe, shape) for r in reads[anchors.index(a)]):
+        return None
+    return a
+
+
+def anchored_write(ctx, t: Tensor, buffer) -> list | None:
+    """The anchor's blocked statements writing `t` into `buffer`, when `t` is an elementwise
+    function of exactly one anchor; else None."""
+    a = anchor_of(ctx, t)
+    return None if a is None else a.write_fn(ctx, t, buffer)
+
+
+def anchored_in_memory(ctx, t: Tensor, name: str) -> Tensor:
+    """`t` itself, or, when it is an elementwise function of an anchor, `t` written to a temp by
+    the anchor's nest (for a consumer that is not elementwise, such as a pool ending a fused
+    group, which would otherwise read the anchor's plain definition)."""
+    a = anchor_of(ctx, t)
+    if a is None:
+        return t
+    buf = ctx.new_buffer(name, t.shape, t.dtype, BufferKind.TEMP)
+    stmts = a.write_fn(ctx, t, buf)
+    if stmts is None:
+        return t
+    ctx.emit(kernel(ctx.fresh_name(name, kernel=True), stmts))
+    return Tensor.of(buf)

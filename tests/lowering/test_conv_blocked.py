@@ -1,0 +1,137 @@
+"""The register-blocked float32 Conv (kiln/lowering/conv_blocked.py) and the epilogues fused
+onto it (conv_epilogue.py), against the Graph IR interpreter on the unoptimized graph: odd
+sizes, strides, pads, dilations, groups, depthwise, both the row and the flat form, weights that
+are constants or inputs, and fused groups (bias, folded BatchNorm, Relu, residual Add, a global
+pool ending the group). Each case also checks that the blocked nest was used: no Reduce is left
+in the conv's kernel."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiln.api import CompileOptions, optimize_graph
+from kiln.ir.builder import GraphBuilder
+from kiln.ir.dtypes import DType
+from kiln.ir.interpreter import interpret
+from kiln.ir.types import TensorType
+from kiln.loops.expr import Reduce, children
+from kiln.loops.stmt import Store, walk
+from kiln.loops.verifier import verify_program
+from kiln.lowering import lower_graph
+
+from .harness import assert_same, rand, run_backend
+
+f32 = DType.float32
+TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+
+def _has_reduce(e, seen=None) -> bool:
+    seen = set() if seen is None else seen
+    if id(e) in seen:
+        return False
+    seen.add(id(e))
+    return isinstance(e, Reduce) or any(_has_reduce(c, seen) for c in children(e))
+
+
+def blocked_kernels(program) -> int:
+    """Kernels holding a parallel block loop `mb` and no Reduce in any store."""
+    n = 0
+    for k in program.kernels:
+        stores = [s for s in walk(k.body) if isinstance(s, Store)]
+        if any(getattr(s, "var", None) is not None and s.var.name.startswith("mb")
+               for s in walk(k.body)) and not any(_has_reduce(s.value) for s in stores):
+            n += 1
+    return n
+
+
+def check(backend, graph, feeds, optimize=True, blocked=1):
+    want = interpret(graph, feeds)
+    g = optimize_graph(graph, CompileOptions()) if optimize else graph
+    program = lower_graph(g)
+    verify_program(program)
+    assert blocked_kernels(program) == blocked
+    got = run_backend(backend, program, feeds)
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert_same(a, b, what=f"output {k}", **TOL)
+    return program
+
+
+def conv_graph(xs, ws, attrs, bias=True, epilogue=None, weight_input=False, batch=None):
+    b = GraphBuilder("conv")
+    x = b.input("x", TensorType(f32, (batch or xs[0], *xs[1:])))
+    if weight_input:
+        w = b.input("w", TensorType(f32, ws))
+    else:
+        w = b.constant(rand(ws, seed=2), "w")
+    ins = [x, w] + ([b.constant(rand((ws[0],), seed=3), "b")] if bias else [])
+    y = b.Conv(*ins, **attrs)
+    b.output(epilogue(b, y, x) if epilogue else y)
+    feeds = {"x": rand(xs, seed=1)}
+    if weight_input:
+        feeds["w"] = rand(ws, seed=2)
+    return b.graph, feeds
+
+
+# (x shape, w shape, attributes)
+CASES = [
+    ((1, 3, 11, 9), (8, 3, 3, 3), {"pads": [1, 1, 1, 1]}),                        # flat form
+    ((1, 4, 3, 35), (8, 4, 3, 3), {"pads": [1, 1, 1, 1]}),                        # row form
+    ((1, 4, 13, 10), (6, 4, 3, 3), {"pads": [1, 0, 2, 1], "strides": [2, 2]}),    # block of 6
+    ((1, 2, 9, 40), (5, 2, 3, 2), {"dilations": [2, 1], "strides": [1, 2]}),
+    ((1, 4, 8, 9), (6, 2, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),             # groups
+    ((1, 4, 9, 9), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((1, 4, 9, 33), (8, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),            # multiplier 2
+    ((1, 3, 20, 18), (8, 3, 7, 7), {"pads": [3, 3, 3, 3], "strides": [2, 2]}),    # a stem
+    ((1, 8, 10, 10), (16, 8, 1, 1), {"strides": [2, 2]}),                         # downsample
+    ((1, 4, 3, 32), (8, 4, 1, 1), {}),                                            # x read in place
+    ((1, 3, 9, 7), (4, 3, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ((1, 3, 9, 7), (4, 3, 2, 3), {"auto_pad": "SAME_LOWER", "dilations": [3, 2]}),
+    ((1, 2, 5, 6), (3, 2, 3, 3), {"pads": [4, 0, 3, 5], "strides": [3, 2]}),      # pad > kernel
+    ((1, 2, 6, 6), (3, 2, 2, 2), {"strides": [3, 3], "dilations": [2, 2]}),
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_blocked_conv(xs, ws, attrs, backend):
+    check(backend, *conv_graph(xs, ws, attrs), optimize=False)
+
+
+def test_blocked_conv_weights_from_an_input(backend):
+    check(backend, *conv_graph((1, 4, 8, 9), (6, 2, 3, 3), {"group": 2, "pads": [1] * 4},
+                               weight_input=True), optimize=False)
+
+
+def test_blocked_conv_symbolic_batch(backend):
+    graph, feeds = conv_graph((3, 3, 9, 9), (8, 3, 3, 3), {"pads": [1] * 4, "strides": [2, 1]},
+                              batch="n")
+    check(backend, graph, feeds, optimize=False)
+
+
+def _bn_relu_residual(b, y, x):
+    c = 8
+    y = b.BatchNormalization(y, b.constant(rand((c,), seed=4, low=0.5, high=1.5), "g"),
+                             b.constant(rand((c,), seed=5), "beta"),
+                             b.constant(rand((c,), seed=6), "mean"),
+                             b.constant(rand((c,), seed=7, low=0.5, high=1.5), "var"))
+    return b.Relu(b.Add(b.Relu(y), x))
+
+
+def test_fused_batchnorm_relu_residual(backend):
+    """Conv -> BatchNorm (folded into the weights) -> Relu -> Add(x) -> Relu: one kernel."""
+    for xs in ((1, 8, 7, 7), (1, 8, 5, 33)):
+        prog = check(backend, *conv_graph(xs, (8, 8, 3, 3), {"pads": [1] * 4},
+                                          epilogue=_bn_relu_residual))
+        assert [k.name for k in prog.kernels].count("conv_input") == 1
+        assert len(prog.kernels) == 2          # the padded input, then conv and its epilogue
+
+
+def test_fused_epilogue_reads_conv_twice(backend):
+    """x * sigmoid(x) on the conv reads it twice at the same index: still blocked."""
+    check(backend, *conv_graph((1, 3, 6, 7), (4, 3, 3, 3), {"pads": [1] * 4},
+                               epilogue=lambda b, y, x: b.Mul(y, b.Sigmoid(y))))
+
+
+def test_conv_relu_global_pool(backend):
+    """A group ending in a global pool: the conv and Relu are blocked into a temp first."""
+    check(backend, *conv_graph((1, 4, 7, 7), (8, 4, 3, 3), {"pads": [1] * 4},
+                               epilogue=lambda b, y, x: b.GlobalAveragePool(b.Relu(y))))
