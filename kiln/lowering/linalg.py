@@ -1,9 +1,11 @@
 """MatMul (NumPy semantics: 1-D operands, broadcast batch dims), Gemm and Einsum.
 
-Each is a contraction written as a `Reduce` over the summed index inside `at`, so the default
-nest is: output loops (outermost parallel, the contiguous N loop vectorized) around the reduction.
-That is correct and simple, not fast; GEMM tiling and packing (see DESIGN.md's measured facts)
-is a schedule for later. Narrow floats accumulate in float32.
+Each is a contraction written as a `Reduce` over the summed index inside `at`. A float32
+MatMul/Gemm of matrices (batched or not, transposed or not) is a `gemm_tensor`: the same `at`,
+written by the register-blocked GEMM of kiln/lowering/gemm.py with the consumer's epilogue in
+registers (a constant B is packed when compiling). Other dtypes, 1-D operands and Einsum keep
+the plain nest: output loops (outermost parallel, the contiguous N loop vectorized) around the
+reduction. Narrow floats accumulate in float32.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.linalg import _ELLIPSIS, parse_einsum
+from ..loops.buffer import BufferKind
 from ..loops.expr import Const, Expr, Reduce
 from . import exprs as E
+from .gemm import GemmSpec
+from .gemm_tensor import gemm_info, gemm_tensor, written_by_gemm
 from .registry import register
 from .tensor import Tensor, broadcast_index, broadcast_shape, compute_dtype, narrow, widen
 
@@ -53,9 +58,44 @@ def matmul(ctx, a: Tensor, b: Tensor, a_elem, b_elem, acc: DType, out: DType) ->
     return Tensor((*batch, *m, *n), out, at)
 
 
+def constant_matrix(t: Tensor, transposed: bool):
+    """t's data as a [K, N] float32 array when t is a 2-D constant in a buffer of its own."""
+    buf = t.buffer
+    if t.rank != 2 or buf is None or buf.kind is not BufferKind.CONSTANT or buf.data is None \
+            or buf.base is not None or buf.data.ndim != 2 or t.dtype is not DType.float32:
+        return None
+    return buf.data.T if transposed else buf.data
+
+
+def fast_matmul(ctx, a: Tensor, b: Tensor, trans_a: bool = False, trans_b: bool = False):
+    """The float32 product of matrices (batch dims broadcast) as a gemm_tensor, or None when
+    the plain contraction must do (another dtype, a 1-D operand)."""
+    f32 = DType.float32
+    if a.dtype is not f32 or b.dtype is not f32 or a.rank < 2 or b.rank < 2:
+        return None
+    a_batch, b_batch = a.shape[:-2], b.shape[:-2]
+    batch = broadcast_shape(a_batch, b_batch)
+    m, ka = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
+    kb, n = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+
+    def a_elem(bidx, i, k):
+        ai = broadcast_index(a_batch, batch, bidx)
+        return a.at((*ai, k, i) if trans_a else (*ai, i, k))
+
+    def b_elem(own, k, j):
+        return b.at((*own, j, k) if trans_b else (*own, k, j))
+    spec = GemmSpec(batch, m, _inner(ka, kb), n, a_elem, b_elem,
+                    constant_matrix(b, trans_b) if not b_batch else None, tuple(b_batch),
+                    lambda bidx: broadcast_index(b_batch, batch, bidx))
+    return gemm_tensor(ctx, spec)
+
+
 @register(ops.MatMul)
 def lower_matmul(ctx, node, inputs):
     a, b = inputs
+    fast = fast_matmul(ctx, a, b)
+    if fast is not None:
+        return [fast]
     return [matmul(ctx, a, b, lambda idx: widen(a.at(idx)), lambda idx: widen(b.at(idx)),
                    compute_dtype(a.dtype), a.dtype)]
 
@@ -98,19 +138,27 @@ def lower_gemm(ctx, node, inputs):
     shape = (m, n)
     use_c = c is not None and attrs.beta != 0
     scale_dt = dt if dt.is_float else DType.float64
+    fast = fast_matmul(ctx, a, b, bool(attrs.transA), bool(attrs.transB))
 
     def scaled(e: Expr, factor: float) -> Expr:
         if factor == 1:
             return e
         return E.cast(E.cast(e, scale_dt) * E.const(factor, scale_dt), dt)
 
+    def product(i, j):
+        if fast is not None:
+            return fast.at((i, j))
+        return contract(ctx, [lambda k: widen(a.at(rows_a(i, k))),
+                              lambda k: widen(b.at(rows_b(k, j)))], size, dt)
+
     def at(idx):
         i, j = idx
-        y = scaled(contract(ctx, [lambda k: widen(a.at(rows_a(i, k))),
-                                  lambda k: widen(b.at(rows_b(k, j)))], size, dt), attrs.alpha)
+        y = scaled(product(i, j), attrs.alpha)
         if use_c:
             y = y + scaled(widen(c.at(broadcast_index(c.shape, shape, idx))), attrs.beta)
         return narrow(y, a.dtype)
+    if fast is not None:
+        return [written_by_gemm(Tensor(shape, a.dtype, at), gemm_info(fast))]
     return [Tensor(shape, a.dtype, at)]
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .harness import check_op, rand
+from kiln.ir.dtypes import DType
+
+from .harness import check_graph, check_op, rand
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -106,3 +108,101 @@ def test_matmul_integer(dtype, backend):
                        (q((1,), 23), None)):
         check_op(backend, "MatMulInteger", [a, b, a_zp, b_zp])
     check_op(backend, "MatMulInteger", [q((4,), 24), b, q((), 25), q((5,), 26)])
+
+
+# --- the register-blocked float32 GEMM (kiln/lowering/gemm.py) ------------------------------------
+# Sizes that are not multiples of the tile (8 or 6 rows, 16/32/48 columns), 1, primes.
+
+GEMM_SHAPES = [
+    ((1, 1), (1, 1)),
+    ((7, 13), (13, 17)),          # one 8x32 tile, both edges ragged
+    ((13, 5), (5, 50)),           # past one 48-column panel
+    ((9, 11), (11, 97)),          # several panels, 8x48 chosen
+    ((3, 5, 11), (3, 11, 19)),    # batched
+    ((2, 1, 9, 7), (3, 7, 20)),   # batch dims broadcast
+    ((4, 0), (0, 6)),             # empty contraction
+]
+
+
+@pytest.mark.parametrize("shapes", GEMM_SHAPES, ids=str)
+def test_gemm_kernel_shapes(shapes, backend):
+    a, b = (rand(s, seed=30 + k) for k, s in enumerate(shapes))
+    check_op(backend, "MatMul", [a, b], **TOL)
+    if len(shapes[1]) == 2 and b.size > 1:    # B a constant: packed when compiling
+        prog = check_op(backend, "MatMul", [a, b], consts=[1], **TOL)
+        packed = [buf for buf in prog.buffers if buf.name.startswith("packed_b")]
+        assert packed and packed[0].data is not None
+
+
+def test_gemm_kernel_transposed_and_scaled(backend):
+    for ta in (0, 1):
+        for tb in (0, 1):
+            a = rand((19, 11) if ta else (11, 19), seed=40)
+            b = rand((37, 19) if tb else (19, 37), seed=41)
+            for consts in ((), (1, 2)):
+                check_op(backend, "Gemm", [a, b, rand((37,), seed=42)],
+                         {"transA": ta, "transB": tb, "alpha": 0.5, "beta": -1.5},
+                         consts=consts, **TOL)
+
+
+def test_gemm_kernel_symbolic_rows(backend):
+    a = rand((2, 13, 7), seed=43)
+    check_op(backend, "MatMul", [a, rand((7, 23), seed=44)], dims={0: ("batch", "seq", 7)},
+             consts=[1], **TOL)
+    check_op(backend, "MatMul", [a, rand((2, 7, 23), seed=45)],
+             dims={0: ("n", "s", 7), 1: ("n", 7, 23)}, **TOL)
+
+
+def _fused(graph):
+    from kiln.passes.fuse import Fuse
+    from kiln.rewrite.pass_manager import PassContext, PassManager
+    return PassManager([Fuse()]).run(graph, PassContext())
+
+
+def _dense(b, x, k, n, seed, act=None, residual=None):
+    rng = np.random.default_rng(seed)
+    y = b.Add(b.MatMul(x, b.constant(rng.standard_normal((k, n)).astype(np.float32), f"w{seed}")),
+              b.constant(rng.standard_normal(n).astype(np.float32), f"b{seed}"))
+    if residual is not None:
+        y = b.Add(y, residual)
+    return getattr(b, act)(y) if act else y
+
+
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid", "Tanh", None])
+def test_gemm_epilogue_in_registers(act, backend):
+    """MatMul + bias (+ residual) + activation fused: one kernel, the epilogue applied to the
+    accumulators (no plain Reduce nest left), equal to the interpreter."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.loops.expr import Reduce
+    from kiln.loops.stmt import Store
+    b = GraphBuilder("dense")
+    x = b.input("x", tensor(DType.float32, 10, 21))
+    r = b.input("r", tensor(DType.float32, 10, 51))
+    b.output(_dense(b, x, 21, 51, 1, act, residual=r))
+    graph = _fused(b.graph)
+    feeds = {"x": rand((10, 21), seed=46), "r": rand((10, 51), seed=47)}
+    prog = check_graph(backend, graph, feeds, **TOL)
+    assert len(prog.kernels) == 1
+    stores = prog.kernels[0].stores()
+    assert stores and not any(isinstance(s.value, Reduce) for s in stores)
+
+
+def test_gemm_into_softmax_one_kernel(backend):
+    """A product flowing into a Softmax over a row of unknown length (grouped by hand: the
+    row cannot be cached): the GEMM writes product and bias into a temporary, then the row
+    kernel normalizes it; both are one kernel."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.passes.fuse import _Groups, build_fused_nodes
+    b = GraphBuilder("head")
+    x = b.input("x", tensor(DType.float32, 2, 9, 17))
+    w = b.input("w", tensor(DType.float32, 17, "n"))
+    b.output(b.Softmax(b.Add(b.MatMul(x, w), b.constant(np.float32(0.5), "half")), axis=-1))
+    graph = b.graph
+    groups = _Groups(graph.nodes)
+    for n in graph.nodes[:-1]:
+        groups.union_into(id(n), id(graph.nodes[-1]))
+    assert build_fused_nodes(graph, groups) == 1
+    feeds = {"x": rand((2, 9, 17), seed=48), "w": rand((17, 30), seed=49)}
+    prog = check_graph(backend, graph, feeds, **TOL)
+    assert len(prog.kernels) == 1
+    assert any(buf.name.startswith("packed_b") for buf in prog.buffers)

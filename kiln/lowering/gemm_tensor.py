@@ -1,0 +1,109 @@
+"""A matrix product as a lazy Tensor that knows how to be written by the fast GEMM.
+
+Its `at` is the plain contraction (a Reduce over k, correct wherever it is composed), tagged
+with the product's `GemmInfo` so that the tensor a fused group finally writes can be searched
+for the product: when every use of the Reduce in the group's element expression reads it at the
+element's own (batch, row, column), the product runs as `gemm_statements` and the rest of the
+expression (bias, activation, residual, scale) is its epilogue, applied to the accumulator
+before the store. Anything else is written the plain way (still correct).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.dtypes import DType
+from ..loops.expr import Expr, Reduce, Var, children, substitute
+from ..loops.stmt import Store
+from . import exprs as E
+from .gemm import GemmSpec, gemm_statements
+from .tensor import Tensor, store_all
+
+_F32 = DType.float32
+
+
+@dataclass(eq=False)
+class GemmInfo:
+    spec: GemmSpec
+    k: Var                                         # the contraction's axis in every Reduce
+    made: dict = field(default_factory=dict)       # Reduce -> (bidx, i, j) it was made for
+
+    def reduce_at(self, bidx, i, j) -> Reduce:
+        s = self.spec
+        own = s.b_batch_index(bidx) if s.b_batch else ()
+        r = Reduce("add", E.const(0, _F32), ((self.k, E.ZERO, s.k),),
+                   s.a_elem(bidx, i, self.k) * s.b_elem(own, self.k, j))
+        self.made[r] = (tuple(bidx), i, j)
+        return r
+
+
+def gemm_tensor(ctx, spec: GemmSpec) -> Tensor:
+    """The product of `spec` as a Tensor: `at` the Reduce, `write` the fast kernel."""
+    info = GemmInfo(spec, ctx.fresh_var("k"))
+    nb = len(spec.batch)
+
+    def at(idx):
+        return info.reduce_at(tuple(idx[:nb]), idx[nb], idx[nb + 1])
+    return written_by_gemm(Tensor((*spec.batch, spec.m, spec.n), _F32, at), info)
+
+
+def written_by_gemm(t: Tensor, info: GemmInfo) -> Tensor:
+    """t (an expression of the product of `info`) tagged with it, and written by the GEMM."""
+    t.at.gemm = info
+    t.write = lambda ctx, buffer: write_with_epilogue(ctx, t, buffer, info)
+    return t
+
+
+def gemm_info(t: Tensor) -> GemmInfo | None:
+    return getattr(t.at, "gemm", None)
+
+
+def _reduces_of(e: Expr, info: GemmInfo, out: list, seen: set) -> None:
+    if id(e) in seen:
+        return
+    seen.add(id(e))
+    if isinstance(e, Reduce) and e.axes and e.axes[0][0] == info.k:
+        out.append(e)
+        return
+    for c in children(e):
+        _reduces_of(c, info, out, seen)
+
+
+def epilogue_of(ctx, t: Tensor, info: GemmInfo):
+    """(index Vars, acc Var, the element expression of t with the product's value at the
+    element replaced by acc), or None when t reads the product elsewhere than at its own
+    element or not at all."""
+    nb = len(info.spec.batch)
+    if t.rank != nb + 2 or not all(E.same(a, b) for a, b in
+                                   zip(t.shape, (*info.spec.batch, info.spec.m, info.spec.n))):
+        return None
+    idx = tuple(ctx.fresh_var("e") for _ in range(t.rank))
+    expr = t.at(idx)
+    found: list = []
+    _reduces_of(expr, info, found, set())
+    if not found:
+        return None
+    for r in found:
+        bidx, i, j = info.made.get(r, (None, None, None))
+        if i is None or (i, j) != idx[nb:] or \
+                any(b != e and not E.is_const(d, 1)
+                    for b, e, d in zip(bidx, idx, info.spec.batch)):
+            return None
+    acc = Var(ctx.fresh_name("acc"), _F32)
+    return idx, acc, substitute(expr, {r: acc for r in found})
+
+
+def write_with_epilogue(ctx, t: Tensor, buffer, info: GemmInfo) -> list:
+    """Statements writing t (the product, or an expression of it) into buffer: the fast GEMM
+    with t's epilogue when `epilogue_of` finds one, else the plain nest."""
+    found = epilogue_of(ctx, t, info)
+    if found is None:
+        return store_all(ctx, Tensor(t.shape, t.dtype, t.at), buffer)
+    idx, acc, expr = found
+
+    def store(bidx, i, j, value):
+        where = (*bidx, i, j)
+        mapping = {v: w for v, w in zip(idx, where)}
+        mapping[acc] = value
+        return [Store(buffer, where, substitute(expr, mapping))]
+    return gemm_statements(ctx, info.spec, store)
