@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import kiln
-from kiln.frontends.torch import export_program
+from kiln.frontends.torch import export_program, import_fx
 from kiln.ir.interpreter import interpret
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -41,11 +41,19 @@ def feeds(graph, args) -> dict:
 class Family:
     """One exported module of cases; interpreter and native results computed on demand."""
 
-    def __init__(self, cases: dict, args, dynamic_shapes=None):
+    def __init__(self, cases: dict, args, dynamic_shapes=None, trace: str = "export"):
+        """`trace`: "export" (torch.export + core ATen decompositions) or "make_fx" (ATen ops
+        as dispatched, no decompositions: silu, linear, layer_norm... stay themselves)."""
         self.names = list(cases)
         self.module = Cases(cases).eval()
         self.args = tuple(args)
-        self.graph = export_program(self.module, self.args, dynamic_shapes=dynamic_shapes)
+        if trace == "export":
+            self.graph = export_program(self.module, self.args, dynamic_shapes=dynamic_shapes)
+        else:
+            from torch.fx.experimental.proxy_tensor import make_fx
+            with torch.no_grad():
+                gm = make_fx(self.module)(*self.args)
+            self.graph = import_fx(gm)
         self.expected = eager(self.module, self.args)
         self._interpreted = self._native = None
 
