@@ -5,16 +5,18 @@ recurrent matrix product and a few elementwise gates), while the masks of sequen
 reverse-within-length reads and the two directions would be many extra Graph IR nodes per step.
 Lowered directly it is:
 
-1. Kernels outside the recurrence: W and R transposed once (so the per-step products read
-   them contiguously along the gate axis), and the input projection of every time step at once,
+1. Kernels outside the recurrence: W and R transposed once (so the products read them
+   contiguously along the gate axis), and the input projection of every time step at once,
    XW[d, t, b, q] = sum_i X[t, b, i] W[d, q, i] + Wb[d, q] + Rb[d, q] (Rb of GRU's candidate gate
-   stays out with linear_before_reset), a parallel nest.
+   stays out with linear_before_reset), parallel over time steps.
 2. One kernel for the recurrence: per direction, the state in H[d] (and C[d]) starts from
-   initial_h/initial_c (or zero), then a serial loop over time whose step is a few nests: the
-   gates (H R' through a reduction), then the state update, in place (each element reads only
-   its own old state once the gates are computed). A batch entry past its sequence length keeps
-   its state and outputs zeros; a reverse direction reads (and writes Y at) len - 1 - t. Y_h and
-   Y_c are the states at the end.
+   initial_h/initial_c (or zero), then a serial loop over time whose step is the gates'
+   product with R (`accumulate`: column blocks, each k adding one row of R' to every batch row
+   in vector loops; parallel over the blocks when big) and then the state update, in place
+   (each element reads only its own old state once the gates are computed). GRU takes two
+   products: z and r first, then the candidate's (of h, or of r * h). A batch entry past its
+   sequence length keeps its state and outputs zeros; a reverse direction reads (and writes Y
+   at) len - 1 - t. Y_h and Y_c are the states at the end.
 
 Computation is in the reference's accumulator dtype (float32 for float16/bfloat16/float32,
 float64 for float64); activations take alpha/beta in order as the op's reference does, and
@@ -26,11 +28,14 @@ from __future__ import annotations
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.rnn import DIRECTIONS, num_directions
-from ..loops.expr import Const, Load, Reduce, Var
-from ..loops.stmt import Local, Loop, Store
+from ..loops.expr import Const, Load, Var
+from ..loops.stmt import Local, Loop, LoopKind, Store
 from . import exprs as E
 from .registry import register
-from .tensor import Tensor, kernel, loop_nest, widen
+from .tensor import VECTOR_BYTES, Tensor, kernel, loop_nest, widen
+
+BLOCK = 64                    # columns of a product kept in cache while its depth runs
+PARALLEL_MIN_WORK = 1 << 17   # multiply-adds of one product worth splitting across threads
 
 # name (lower case) -> (Expr builder of x, alpha, beta; default alpha; default beta), as in the
 # op's reference (kiln/ir/ops/rnn.py); None: the function takes no such parameter
@@ -127,17 +132,27 @@ def lower_recurrent(ctx, node, inputs):
                            lambda i: E.cast(r.at((i[0], i[2], i[1])), acc)), rt, "transpose_r")
     xw = ctx.new_buffer("xw", (nd, seq, batch, gh), acc)
 
-    def projection(idx):
-        d, t, b, q = idx
-        k = ctx.fresh_var("k")
-        total = Reduce("add", E.const(0, acc), ((k, E.ZERO, size_in),),
-                       E.binary("mul", E.cast(xs(t, b, k), acc), Load(wt, (d, k, q))))
-        total = E.binary("add", total, bias_at(d, q, False))
-        if not lbr:
-            return E.binary("add", total, bias_at(d, q, True))
-        return E.binary("add", total, E.select(E.lt(q, E.mul(2, hidden)),
-                                               bias_at(d, q, True), E.const(0, acc)))
-    ctx.materialize(Tensor((Const(nd), seq, batch, gh), acc, projection), xw, "projection")
+    def xw_init(d, t):
+        def init(b, q):
+            total = bias_at(d, q, False)
+            if not lbr:
+                return E.binary("add", total, bias_at(d, q, True))
+            return E.binary("add", total, E.select(E.lt(q, E.mul(2, hidden)),
+                                                   bias_at(d, q, True), E.const(0, acc)))
+        return init
+
+    t = ctx.fresh_var("t")
+    proj = []
+    for d in range(nd):
+        dc = Const(d)
+        rows = accumulate(ctx, lambda b, q, dc=dc: (dc, t, b, q), xw, batch, E.ZERO, gh, size_in,
+                          lambda b, k: E.cast(xs(t, b, k), acc),
+                          lambda k, q, dc=dc: Load(wt, (dc, k, q)), xw_init(dc, t))
+        kind = LoopKind.PARALLEL if _big(E.mul(E.mul(seq, batch), E.mul(gh, size_in))) \
+            else LoopKind.SERIAL
+        proj.append(Loop(t, E.ZERO, seq, rows, kind))
+        t = ctx.fresh_var("t")
+    ctx.emit(kernel(ctx.fresh_name("projection", kernel=True), proj))
 
     # 2. the recurrence ------------------------------------------------------------------------
     out_dtype = x.dtype
@@ -153,14 +168,11 @@ def lower_recurrent(ctx, node, inputs):
     def nest(shape, buffer, body):
         return loop_nest(ctx, shape, buffer, body)
 
-    def matvec(d, b, q, scale=None):
-        """sum_k h[d, b, k] (* scale(k)) R[d, q, k]"""
-        k = ctx.fresh_var("k")
-        h = Load(hs, (d, b, k))
-        if scale is not None:
-            h = E.binary("mul", h, scale(k))
-        return Reduce("add", E.const(0, acc), ((k, E.ZERO, hidden),),
-                      E.binary("mul", h, Load(rt, (d, k, q))))
+    def gates_of(d, q0, n, init, lhs):
+        """gbuf[b, q0 + q] = init(b, q0 + q) + sum_k lhs(b, k) R[d, q0 + q, k], q < n."""
+        return accumulate(ctx, lambda b, q: (b, q), gbuf, batch, q0, n, hidden, lhs,
+                          lambda k, q: Load(rt, (d, k, q)), init,
+                          parallel=_big(E.mul(E.mul(batch, n), hidden)))
 
     stmts = []
     stmts += nest((Const(nd), batch, hidden), hs, lambda i: [Store(hs, i, state0(h0, *i))])
@@ -178,6 +190,8 @@ def lower_recurrent(ctx, node, inputs):
             return E.clamp(E.cast(lens.at((b,)), DType.int64), E.ZERO, seq)
 
         def live(b):
+            if lens is None:
+                return Const(True, DType.bool)
             return E.lt(t, length(b))
 
         def at_time(b):
@@ -192,6 +206,9 @@ def lower_recurrent(ctx, node, inputs):
 
         def xw_at(b, q):
             return Load(xw, (dc, at_time(b), b, q))
+
+        def h_old(b, k):
+            return Load(hs, (dc, b, k))
 
         def finish(b, j, h_new, c_new=None):
             """Keep the state past the sequence length; write Y (0 there)."""
@@ -210,37 +227,35 @@ def lower_recurrent(ctx, node, inputs):
 
         step = []
         if node.op is ops.RNN:
-            step += nest((batch, hidden), gbuf, lambda i: [Store(gbuf, i, f[0](clip(
-                E.binary("add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))))])
-            step += nest((batch, hidden), hs, lambda i: finish(i[0], i[1], Load(gbuf, i)))
+            step += gates_of(dc, E.ZERO, hidden, xw_at, h_old)
+            step += nest((batch, hidden), hs,
+                         lambda i: finish(i[0], i[1], f[0](clip(Load(gbuf, i)))))
         elif lstm:
-            step += nest((batch, gh), gbuf, lambda i: [Store(gbuf, i, E.binary(
-                "add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))])
+            step += gates_of(dc, E.ZERO, gh, xw_at, h_old)
             step += nest((batch, hidden), hs, lambda i: _lstm_update(
                 ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, i[0], i[1], finish))
         else:
             two = E.mul(2, hidden)
-            step += nest((batch, two), gbuf, lambda i: [Store(gbuf, i, f[0](clip(
-                E.binary("add", xw_at(i[0], i[1]), matvec(dc, i[0], i[1])))))])
-
-            def candidate(i):
-                b, j = i
-                q = E.add(two, j)
-                if lbr:
-                    inner = E.binary("add", matvec(dc, b, q), bias_at(dc, q, True))
-                    v = E.binary("mul", Load(gbuf, (b, E.add(hidden, j))), inner)
-                else:
-                    v = matvec(dc, b, q, scale=lambda k: Load(gbuf, (b, E.add(hidden, k))))
-                return [Store(gbuf, (b, q), f[1](clip(E.binary("add", xw_at(b, q), v))))]
-            step += nest((batch, hidden), gbuf, candidate)
+            step += gates_of(dc, E.ZERO, two, xw_at, h_old)        # z and r
+            step += nest((batch, two), gbuf,
+                         lambda i: [Store(gbuf, i, f[0](clip(Load(gbuf, i))))])
+            if lbr:     # gbuf's h block: h Rh' + Rb_h, scaled by r in the update
+                step += gates_of(dc, two, hidden, lambda b, q: bias_at(dc, q, True), h_old)
+            else:       # gbuf's h block: xw_h + (r * h) Rh'
+                step += gates_of(dc, two, hidden, xw_at, lambda b, k: E.binary(
+                    "mul", Load(gbuf, (b, E.add(hidden, k))), h_old(b, k)))
 
             def update(i):
                 b, j = i
+                q = E.add(two, j)
                 z = Load(gbuf, (b, j))
-                hh = Load(gbuf, (b, E.add(two, j)))
-                h = Load(hs, (dc, b, j))
+                cand = Load(gbuf, (b, q))
+                if lbr:
+                    cand = E.binary("add", xw_at(b, q),
+                                    E.binary("mul", Load(gbuf, (b, E.add(hidden, j))), cand))
+                hh = f[1](clip(cand))
                 new = E.binary("add", E.binary("mul", E.binary("sub", E.const(1, acc), z), hh),
-                               E.binary("mul", z, h))
+                               E.binary("mul", z, h_old(b, j)))
                 return finish(b, j, new)
             step += nest((batch, hidden), hs, update)
         stmts.append(Loop(t, E.ZERO, seq, step))
@@ -262,23 +277,56 @@ def _lstm_update(ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, b, j, finish)
     def gate(k):
         return Load(gbuf, (b, E.add(E.mul(k, hidden), j)))
 
-    def p(k):
+    def peephole(k, v, state):
+        """v + P[k] * state (no term without peepholes)."""
         if peep is None:
-            return E.const(0, acc)
-        return E.cast(peep.at((dc, E.add(E.mul(k, hidden), j))), acc)
+            return v
+        p = E.cast(peep.at((dc, E.add(E.mul(k, hidden), j))), acc)
+        return E.binary("add", v, E.binary("mul", p, state))
 
     c = Load(cs, (dc, b, j))
     iv = Var(ctx.fresh_name("i_gate"), acc)
     cv = Var(ctx.fresh_name("c_new"), acc)
-    out = [Local(iv, f[0](clip(E.binary("add", gate(0), E.binary("mul", p(0), c)))))]
+    out = [Local(iv, f[0](clip(peephole(0, gate(0), c))))]
     if a.input_forget:
         forget = E.binary("sub", E.const(1, acc), iv)
     else:
-        forget = f[0](clip(E.binary("add", gate(2), E.binary("mul", p(2), c))))
+        forget = f[0](clip(peephole(2, gate(2), c)))
     out.append(Local(cv, E.binary("add", E.binary("mul", forget, c),
                                   E.binary("mul", iv, f[1](clip(gate(3)))))))
-    o = f[0](clip(E.binary("add", gate(1), E.binary("mul", p(1), cv))))
+    o = f[0](clip(peephole(1, gate(1), cv)))
     return out + finish(b, j, E.binary("mul", o, f[2](cv)), cv)
+
+
+def accumulate(ctx, index, out, rows, q0, n, depth, lhs, rhs, init, parallel=False) -> list:
+    """out[index(b, q)] = init(b, q) + sum_k lhs(b, k) rhs(k, q) for b < rows, q0 <= q < q0 + n:
+    columns in blocks of BLOCK (the block's rows stay in cache while k runs), each k adding one
+    row of rhs to every row, in vector loops along q. With `parallel` the blocks are split
+    across threads."""
+    qb, b, q, k = (ctx.fresh_var(h) for h in ("qb", "b", "q", "k"))
+    lanes = VECTOR_BYTES // out.dtype.itemsize
+    start = E.add(q0, E.mul(qb, BLOCK))
+    width = E.minimum(BLOCK, E.sub(n, E.mul(qb, BLOCK)))
+    col = E.add(start, q)
+
+    def rows_of(body, var):
+        return Loop(b, E.ZERO, rows, [Loop(var, E.ZERO, width, body, LoopKind.VECTORIZED,
+                                           lanes)])
+    first = rows_of([Store(out, index(b, col), init(b, col))], q)
+    q2, b2 = ctx.fresh_var("q"), ctx.fresh_var("b")
+    col2 = E.add(start, q2)
+    target = index(b2, col2)
+    add = Store(out, target, E.binary("add", Load(out, target),
+                                      E.binary("mul", lhs(b2, k), rhs(k, col2))))
+    more = Loop(b2, E.ZERO, rows, [Loop(q2, E.ZERO, width, [add], LoopKind.VECTORIZED, lanes)])
+    kind = LoopKind.PARALLEL if parallel else LoopKind.SERIAL
+    return [Loop(qb, E.ZERO, E.ceildiv(n, BLOCK), [first, Loop(k, E.ZERO, depth, [more])], kind)]
+
+
+def _big(work) -> bool:
+    """Enough multiply-adds to be worth splitting across threads (any symbolic size is)."""
+    work = E.fold(work)
+    return not isinstance(work, Const) or work.value >= PARALLEL_MIN_WORK
 
 
 def _output(ctx, node, k: int, shape, dtype):
