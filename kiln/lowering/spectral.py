@@ -1,4 +1,4 @@
-"""STFT and MelWeightMatrix.
+"""STFT, MelWeightMatrix and the Hann, Hamming and Blackman windows.
 
 STFT, like dft.py's DFT, straight from the definition: every output element (batch, frame, bin,
 re/im) is one Reduce over the frame's samples times the window times a twiddle factor read from
@@ -6,9 +6,9 @@ constant cos/sin tables at (bin * t) mod frame_length, in float64. frame_step an
 (or the window's length) must be known when compiling, and so must the signal length (it decides
 the number of frames).
 
-MelWeightMatrix has no data input: all five operands decide its shape or values, so they must be
-known when compiling, and the matrix is computed then, by the op's NumPy reference, into a
-constant (the back end's code reads it from memory).
+MelWeightMatrix and the windows have no data input: their operands decide the shape (and the
+values), so they must be known when compiling, and the result is computed then, by the op's
+NumPy reference, into a constant (the back end's code reads it from memory).
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ def lower_stft(ctx, node, inputs):
     return [Tensor((x.shape[0], Const(frames), Const(bins), Const(2)), dtype, at)]
 
 
-@register(ops.MelWeightMatrix)
-def lower_mel_weight_matrix(ctx, node, inputs):
+@register(ops.MelWeightMatrix, ops.HannWindow, ops.HammingWindow, ops.BlackmanWindow)
+def lower_generated(ctx, node, inputs):
     args = []
     for i, t in enumerate(inputs):
         v = ctx.static_values(node, i)
         if len(v) != 1 or not isinstance(v[0], Const):
-            ctx.fail(node, f"operand {i} of MelWeightMatrix must be one number known when "
+            ctx.fail(node, f"operand {i} of {node.op.name} must be one number known when "
                      "compiling", hint="make it a constant")
         args.append(np.asarray(v[0].value, t.dtype.np))
     matrix = evaluate_node(node, args)[0]

@@ -21,9 +21,6 @@ UNLOWERED: dict[str, str] = {
     "RotaryEmbedding": _TODO,
     "NegativeLogLikelihoodLoss": _TODO,
     "SoftmaxCrossEntropyLoss": _TODO,
-    "HannWindow": _TODO,
-    "HammingWindow": _TODO,
-    "BlackmanWindow": _TODO,
     **{op: _SEQUENCES for op in (
         "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
         "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",

@@ -1,4 +1,4 @@
-"""STFT and MelWeightMatrix against the Graph IR interpreter: real and complex signals, with and
+"""STFT, MelWeightMatrix and the windows against the Graph IR interpreter: real and complex signals, with and
 without a window, one-sided and full, steps that leave a tail, frame_length without a window;
 the mel matrix for constant operands, and a clear error when an operand is only known at run
 time."""
@@ -45,5 +45,20 @@ def test_mel_weight_matrix_needs_constants():
     graph, _ = one_node_graph("MelWeightMatrix", [np.array(8, I64), np.array(16, I64),
                                                   np.array(8000, I64), np.float32(0),
                                                   np.float32(4000)], consts=[0, 1, 2, 3])
+    with pytest.raises(LoweringError, match="known when compiling"):
+        lower_graph(graph)
+
+
+@pytest.mark.parametrize("op", ["HannWindow", "HammingWindow", "BlackmanWindow"])
+@pytest.mark.parametrize("size", [1, 0, 10, 7])
+@pytest.mark.parametrize("periodic", [0, 1])
+@pytest.mark.parametrize("dtype", [DType.float32, DType.float64, DType.int32, DType.uint8])
+def test_windows(backend, op, size, periodic, dtype):
+    check_op(backend, op, [np.array(size, I64)], {"periodic": periodic, "output_datatype": dtype},
+             consts=[0])
+
+
+def test_window_size_must_be_known():
+    graph, _ = one_node_graph("HannWindow", [np.array(8, I64)])
     with pytest.raises(LoweringError, match="known when compiling"):
         lower_graph(graph)
