@@ -17,7 +17,12 @@ values of enclosing graphs directly (their Tensors are already in the context).
   temporary first (double buffering). Scan outputs need the trip count when compiling (it is
   their length): M must then be static (else LoweringError naming input 'M', which
   specialization fixes) and the body's condition must stay true (a passthrough or a constant).
-  A Loop without M (a while loop) has no native lowering.
+  A Loop without M (a while loop) has no native lowering, and Loop IR has no early exit: once
+  the condition is false the remaining trips only test it, so a constant M above
+  MAX_GUARDED_TRIPS with a computed condition (M = 2^63 - 1 encodes a while loop) is refused
+  rather than left to spin; a fed M costs at most M such tests. When the body needs its
+  iteration number as a compile-time value (a Slice at it) and M is known and at most
+  MAX_UNROLL, the loop is unrolled instead, each copy lowered with its own shapes.
 * Scan: `for it in 0..T: [body on slices at it (or T-1-it, reversed); write outputs]`, T the
   scanned inputs' length along their axes (symbolic sizes allowed); states as Loop's.
 """
@@ -38,6 +43,7 @@ from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
 
 ZERO = Const(0)
 MAX_UNROLL = 64       # a Loop whose body needs its iteration number statically is unrolled
+MAX_GUARDED_TRIPS = 1 << 24   # trips of a loop that may stop early (each later trip a test)
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -222,6 +228,13 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, u
                                "only known when the loop runs",
                          hint="run the model with the interpreter, or make the body return its "
                               "condition input unchanged")
+            if not keeps_going and trips is not None and trips.value > MAX_GUARDED_TRIPS:
+                ctx.fail(node, f"the loop may stop early on its condition but M is {trips.value}: "
+                               "native code has no early exit (it counts every trip, skipping "
+                               f"the body once the condition is false), so M must be at most "
+                               f"{MAX_GUARDED_TRIPS}",
+                         hint="give the Loop a real upper bound as M, or run the model with the "
+                              "interpreter")
             if not scan_bufs:
                 scan_bufs = [output_buffer(ctx, node, n + j, (trips, *t.shape), t.dtype)
                              for j, t in enumerate(scans)]

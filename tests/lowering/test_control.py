@@ -253,6 +253,19 @@ def test_loop_errors():
     with pytest.raises(LoweringError, match="while loop"):
         lower_graph(b.graph)
 
+    b = GraphBuilder("main")
+    y0 = b.input("y0", tensor(f32, 2))
+    body = GraphBuilder("body", parent=b.graph)
+    body.input("i", tensor(i64))
+    body.input("c", tensor(boolean))
+    y = body.input("y", tensor(f32, 2))
+    y2 = body.Add(y, y)
+    body.output(body.Less(body.ReduceSum(y2, keepdims=0), body.constant(np.float32(100))), y2)
+    b.output(b.Loop(b.constant(np.array(2 ** 63 - 1, np.int64)), b.constant(np.array(True)), y0,
+                    body=body.graph, outputs=1))
+    with pytest.raises(LoweringError, match="no early exit"):
+        lower_graph(b.graph)
+
 
 def test_loop_carried_value_changing_shape_is_an_error():
     b = GraphBuilder("main")
