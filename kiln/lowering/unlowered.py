@@ -19,8 +19,6 @@ UNLOWERED: dict[str, str] = {
     "LinearAttention": _TODO,
     "CausalConvWithState": _TODO,
     "RotaryEmbedding": _TODO,
-    "NegativeLogLikelihoodLoss": _TODO,
-    "SoftmaxCrossEntropyLoss": _TODO,
     **{op: _SEQUENCES for op in (
         "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
         "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
