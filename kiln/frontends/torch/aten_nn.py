@@ -26,8 +26,9 @@ def _unsupported(cx, what: str, hint: str | None = None):
 
 
 def _used_outputs(cx) -> set[int]:
-    """Which outputs of the current (multi-output) node are read through getitem."""
-    return {u.args[1] for u in cx.node.users if u.target is operator.getitem}
+    """Which outputs of the current (multi-output) node are read (through a getitem that has
+    users of its own)."""
+    return {u.args[1] for u in cx.node.users if u.target is operator.getitem and u.users}
 
 
 # --- convolution and matrix products --------------------------------------------------------

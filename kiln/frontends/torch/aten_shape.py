@@ -251,6 +251,8 @@ def getitem(cx, seq, i):
         raise UnsupportedOpError(f"node '{cx.node.name}': getitem on a single value",
                                  ops=["getitem"])
     if value[i] is None:
+        if not cx.node.users:         # an output nobody reads
+            return None
         raise UnsupportedOpError(f"node '{cx.node.name}': output {i} of '{seq.name}' "
                                  f"({seq.target}) is not supported", ops=[str(seq.target)])
     return value[i]
