@@ -8,7 +8,6 @@ an op without a lowering must be listed here, and an op that gains a lowering mu
 
 _STRINGS = "works on strings, and the native back end has no string type"
 _TODO = "no native lowering yet (runs with the interpreter)"
-_SEQUENCES = "works on sequence/optional values, which the native back end has no type for"
 
 UNLOWERED: dict[str, str] = {
     "StringConcat": _STRINGS,
@@ -18,9 +17,4 @@ UNLOWERED: dict[str, str] = {
     "Attention": _TODO + "; FlexAttention and the decomposed form lower",
     "LinearAttention": _TODO,
     "CausalConvWithState": _TODO,
-    "RotaryEmbedding": _TODO,
-    **{op: _SEQUENCES for op in (
-        "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
-        "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
-        "OptionalGetElement", "OptionalHasElement")},
 }
