@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import InputNameError
+from ..errors import InputNameError, LoweringError
 from ..ir.graph import Graph
 from ..ir.signature import bind_inputs
 from ..ir.types import TensorType
@@ -47,6 +47,7 @@ class CompiledModel:
 
     execution = "native"       # what runs it (the conformance report counts this)
     note = ""
+    regroup = None             # flat outputs -> sequences/optionals (passes/flatten_sequences.py)
     options = None             # the CompileOptions it was compiled with, when kiln.compile made it
 
     def __init__(self, graph: Graph, program, native, timings: dict | None = None):
@@ -84,6 +85,8 @@ class CompiledModel:
             flags = x.flags
             if not (flags.c_contiguous and flags.aligned):
                 values[k] = np.require(x, requirements=("C", "A"))
+        if self.regroup is not None:
+            return self.regroup(self._entry.call(plan, values))
         return self._entry.call(plan, values)
 
     def _accept(self, feeds) -> tuple[list, Any]:
@@ -170,13 +173,32 @@ def compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:
     Unknown dims of the graph's inputs are named first (`name_unknown_dims`)."""
     from ..codegen import compile_program
     from ..lowering import lower_graph
-    name_unknown_dims(graph)
-    t0 = time.perf_counter()
-    program = lower_graph(graph)
+    from ..passes.flatten_sequences import flatten_sequences, has_structures
+    layout, names, original = None, [v.name for v in graph.outputs], graph
+    if has_structures(graph):         # sequences/optionals of static structure -> tensors
+        from .specialize import copy_graph
+        graph = copy_graph(graph)
+        at = {id(n): k for k, n in enumerate(graph.nodes)}
+        try:
+            layout = flatten_sequences(graph)
+            name_unknown_dims(graph)
+            t0 = time.perf_counter()
+            program = lower_graph(graph)
+        except LoweringError as e:     # name the node of the graph we were given
+            if id(e.node) in at:
+                e.node = original.nodes[at[id(e.node)]]
+            raise
+    else:
+        name_unknown_dims(graph)
+        t0 = time.perf_counter()
+        program = lower_graph(graph)
     t1 = time.perf_counter()
     native = compile_program(program, codegen_options)
     t2 = time.perf_counter()
-    return CompiledModel(graph, program, native, {"lower": t1 - t0, "codegen": t2 - t1})
+    model = CompiledModel(graph, program, native, {"lower": t1 - t0, "codegen": t2 - t1})
+    if layout is not None:
+        model.output_names, model.regroup = names, layout.regroup
+    return model
 
 
 def name_unknown_dims(graph: Graph) -> None:

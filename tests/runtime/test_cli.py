@@ -62,16 +62,18 @@ def test_run_native_is_the_default_and_agrees_with_the_interpreter(model_path, t
 
 
 def test_run_native_reports_what_it_cannot_lower(tmp_path, capsys):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    path = tmp_path / "unique.onnx"
-    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Unique", ["x"], ["y"])],
-                                                  "u", [x], [y]),
+    x = helper.make_tensor_value_info("x", TensorProto.STRING, [6])
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, None)
+    path = tmp_path / "strings.onnx"
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], case_change_action="UPPER")
+    onnx.save(helper.make_model(helper.make_graph([node], "s", [x], [y]),
                                 opset_imports=[helper.make_opsetid("", 17)]), path)
-    assert main(["run", str(path)]) == 1
+    data = tmp_path / "x.npy"
+    np.save(data, np.array(["a", "b", "c", "d", "e", "f"]))
+    assert main(["run", str(path), "--input", f"x={data}"]) == 1
     err = capsys.readouterr().err
-    assert "no native lowering for Unique" in err and "Traceback" not in err
-    assert main(["run", str(path), "--backend", "interpreter"]) == 0
+    assert "no native lowering for StringNormalizer" in err and "Traceback" not in err
+    assert main(["run", str(path), "--input", f"x={data}", "--backend", "interpreter"]) == 0
 
 
 def test_bench_model_and_call_overhead(model_path, capsys):
