@@ -90,7 +90,7 @@ float8, 4-bit), raises one LoweringError naming all of them (`.ops` lists the op
 from . import (creation, conv, elementwise, fused, linalg, movement, normalization, pool,  # noqa: F401
                reduce, resize, scatter, sort, views, compress, quantize, det, col2im, bitcast, dft)
 from . import optimizers  # noqa: F401
-from . import nms, nonzero, unique  # noqa: F401  (sizes computed at run time: dynamic_shape.py)
+from . import dynamic_shape_sequences, nms, nonzero, unique  # noqa: F401
 from . import random  # noqa: F401
 from . import unpool  # noqa: F401
 from . import roialign  # noqa: F401
