@@ -11,7 +11,8 @@ with the rest of the group as its epilogue. When the product flows into an op th
 elementwise, the product and the elementwise ops before it are written first, by the GEMM, into
 a temporary that the op then reads: both nests are statements of the group's one kernel. (A
 Softmax/LayerNorm over a short static row instead keeps computing each row of the product once
-into its own row cache: `caches_costly_rows`.)
+into its own row cache: `caches_costly_rows`.) A body holding a chain of products
+(kiln/lowering/gemm_chain.py) runs as one kernel over tiles of rows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from ..ir import ops
 from ..ir.opdef import FusionKind
 from ..loops.buffer import BufferKind
+from .gemm_chain import chain_stages, lower_chain
 from .normalization import caches_costly_rows
 from .gemm_tensor import epilogue_of, gemm_info, write_with_epilogue, written_by_gemm
 from .registry import register
@@ -35,6 +37,9 @@ def lower_fused(ctx, node, inputs):
         ctx.set_tensor(v, t)
     for c in body.constants:
         ctx.bind_constant(c)
+    stages = chain_stages(body.nodes)
+    if stages is not None:
+        return lower_chain(ctx, node, stages)
     info, before = None, []
     for n in body.nodes:
         if info is not None and n.op.kind not in ELEMENTWISE and not caches_costly_rows(n):

@@ -14,7 +14,11 @@ immediate post-dominator P when every node on every path from it to P fits the r
            them); an injective node fuses when the paths and P are at most injective.
 
 Reductions and opaque ops never fuse forward, and a node that cannot fuse is a group of its
-own. Because P post-dominates the node, everything on those paths joins too, so a group is
+own. Then back-to-back products chain (`chain_gemm_groups`): a group that is a matrix product
+with a constant B and a row-local epilogue, whose one result feeds only the row operand A of
+the next such group, joins it, while the chain's [rows, hidden] intermediates fit the LOCAL row
+tiles of kiln/lowering/gemm_chain.py (64 KiB for at least 8 rows). The merged group runs as one
+kernel over tiles of rows. Because P post-dominates the node, everything on those paths joins too, so a group is
 convex and its only result leaves through P. Each group of two or more nodes becomes one
 `Fused` node whose body is the group as a self-contained graph; lowering composes the body's
 ops into one loop nest per result, so intermediates never go through memory.
@@ -45,6 +49,9 @@ class Fuse(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         remove_dead(graph, ctx)       # a dead reader would hide a post-dominator
         groups = partition(graph, self.max_group_size)
+        chained = chain_gemm_groups(graph, groups)
+        if chained:
+            ctx.count("chained", chained)
         made = build_fused_nodes(graph, groups)
         if made:
             ctx.count("groups", made)
@@ -139,6 +146,46 @@ def partition(graph: Graph, max_size: int = 64) -> _Groups:
                 for n in between + [node]:
                     groups.union_into(id(n), id(sink))
     return groups
+
+
+def chain_gemm_groups(graph: Graph, groups: _Groups) -> int:
+    """Merge chains of product groups (see the module docstring); returns how many merges."""
+    from ..lowering.gemm_chain import gemm_stage, local_columns, rows_per_tile
+    members: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        members.setdefault(groups.find(id(n)), []).append(n)
+    readers: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        for v in n.inputs:
+            if v is not None:
+                readers.setdefault(id(v), []).append(n)
+        for g in subgraphs(n):
+            for v in g.captured_values():
+                readers.setdefault(id(v), []).append(n)
+    outputs = {id(v) for v in graph.outputs}
+    stage_of_gemm = {}
+    for root, nodes in members.items():
+        stage = gemm_stage(nodes)
+        if stage is not None:
+            stage_of_gemm[id(stage.gemm)] = (root, stage)
+    chain_of: dict[int, list] = {}     # root of a stage -> the chain (list of stages) it ends
+    merged = 0
+    for n in graph.nodes:
+        if id(n) not in stage_of_gemm:
+            continue
+        root, stage = stage_of_gemm[id(n)]
+        chain = [stage]
+        a = n.inputs[0]
+        prev = next(((r, s) for r, s in stage_of_gemm.values() if s.result is a), None)
+        if prev is not None and prev[1].softmax is None and id(a) not in outputs and \
+                readers.get(id(a)) == [n] and prev[0] in chain_of:
+            candidate = chain_of[prev[0]] + [stage]
+            if rows_per_tile(local_columns(candidate)) is not None:
+                chain = candidate
+                groups.union_into(prev[0], root)
+                merged += 1
+        chain_of[root] = chain
+    return merged
 
 
 def _small_global_pool(node: Node) -> bool:
