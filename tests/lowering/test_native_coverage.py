@@ -62,7 +62,7 @@ def test_the_lowering_tests_cover_most_of_the_table():
 
 def test_every_lowered_op_has_a_native_test():
     untested = sorted(LOWERED - set(natively_tested_ops(NAMES)))
-    assert not untested, (f"ops with a native lowering that no test in tests/lowering runs "
+    assert not untested, (f"ops with a native lowering that no test under tests/ runs "
                           f"natively: {untested}")
 
 
