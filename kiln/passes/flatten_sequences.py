@@ -33,7 +33,7 @@ from ..errors import LoweringError
 from ..ir import ops
 from ..ir.graph import Graph, Node, Value, subgraphs
 from ..ir.infer import infer_node
-from ..ir.types import TensorType
+from ..ir.types import OptionalType, SequenceType, TensorType
 
 SEQUENCE_OPS = frozenset({
     ops.SequenceConstruct, ops.SequenceEmpty, ops.SequenceAt, ops.SequenceInsert,
@@ -102,6 +102,68 @@ def flatten_sequences(graph: Graph) -> OutputLayout:
             if v is not None:
                 v.type = t
     return layout
+
+
+# --- sequence/optional graph inputs: fixed to the structure of a feed ------------------------------
+
+def structure_key(value) -> tuple:
+    """What of a fed sequence/optional value a graph specialized on it depends on: its length
+    or presence and its elements' dtypes and shapes."""
+    if value is None:
+        return ("absent",)
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(structure_key(e) for e in value))
+    a = np.asarray(value)
+    return ("tensor", a.dtype.str, a.shape)
+
+
+def flat_feeds(name: str, value) -> list:
+    """The tensors of a fed sequence/optional `name`, named as `bind_input_structures` names
+    the inputs that replace it."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [(f"{name}.{k}", np.asarray(e)) for k, e in enumerate(value)]
+    return [(f"{name}.value", np.asarray(value))]
+
+
+def bind_input_structures(graph: Graph, values: dict) -> int:
+    """Make each sequence/optional graph input named in `values` a structure of static shape:
+    its tensors become graph inputs of their fed shapes (named as `flat_feeds` names them) and
+    nodes at the front of the graph build the sequence/optional from them, so flatten_sequences
+    can follow it. Returns the number of nodes put in front."""
+    front, inputs = [], []
+    for v in graph.inputs:
+        if v.name not in values or isinstance(v.type, TensorType):
+            inputs.append(v)
+            continue
+        t, value = v.type, values[v.name]
+        elem = t.elem
+        if isinstance(t, OptionalType) and value is None:
+            front.append(Node(ops.Optional, [], {"type": elem}, [v]))
+            continue
+        if isinstance(t, OptionalType):
+            t, elem = elem, getattr(elem, "elem", elem)
+        if isinstance(elem, SequenceType) or isinstance(t, SequenceType) and \
+                not isinstance(elem, TensorType):
+            raise LoweringError(f"graph input '{v.name}' ({v.type}) nests sequences; the back "
+                                "end takes sequences of tensors")
+        parts = []
+        for name, a in flat_feeds(v.name, value):
+            parts.append(Value(graph.claim(graph.fresh_name(name)),
+                               TensorType(elem.dtype, tuple(a.shape))))
+        inputs += parts
+        seq = v if not isinstance(v.type, OptionalType) else graph.new_value(v.name, t)
+        if isinstance(t, SequenceType):
+            front.append(Node(ops.SequenceConstruct, parts, {}, [seq]) if parts else
+                         Node(ops.SequenceEmpty, [], {"dtype": elem.dtype}, [seq]))
+        else:
+            seq = parts[0]
+        if isinstance(v.type, OptionalType):
+            front.append(Node(ops.Optional, [seq], {}, [v]))
+    graph.inputs = inputs
+    graph.nodes[0:0] = front
+    return len(front)
 
 
 class _Flattener:

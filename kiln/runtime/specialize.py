@@ -29,6 +29,7 @@ from ..ir.parser import parse_graph
 from ..ir.printer import collect_weights, print_graph
 from ..ir.signature import bind_inputs
 from ..ir.types import TensorType
+from ..passes.flatten_sequences import bind_input_structures, flat_feeds, structure_key
 from .compiled_model import CompiledModel, compile_graph
 
 MAX_VARIANTS = 8          # compiled variants kept per model (one per set of fixed values)
@@ -104,8 +105,10 @@ class SpecializingModel:
         self.codegen_options = codegen_options
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
-        self.fixed: set[str] = inputs_to_fix(graph, error)
-        if not self.fixed:
+        # sequence/optional inputs: compiled per structure fed (passes/flatten_sequences.py)
+        self.structured = [v.name for v in graph.inputs if not isinstance(v.type, TensorType)]
+        self.fixed: set[str] = inputs_to_fix(graph, error) - set(self.structured)
+        if not self.fixed and not self.structured:
             raise error
         self._variants: OrderedDict[tuple, CompiledModel] = OrderedDict()
 
@@ -122,11 +125,15 @@ class SpecializingModel:
         values, _ = bind_inputs(self.graph.inputs, feeds)
         by_name = dict(zip(self.input_names, values))
         model = self._variant(by_name)
+        if self.structured:
+            by_name = {**by_name, **{k: a for n in self.structured
+                                     for k, a in flat_feeds(n, by_name[n])}}
         return model.run([by_name[n] for n in model.input_names])
 
     def _variant(self, by_name: dict) -> CompiledModel:
         key = tuple((n, by_name[n].dtype.str, by_name[n].shape, by_name[n].tobytes())
                     for n in sorted(self.fixed))
+        key += tuple((n, structure_key(by_name[n])) for n in self.structured)
         model = self._variants.get(key)
         if model is not None:
             self._variants.move_to_end(key)
@@ -140,10 +147,12 @@ class SpecializingModel:
     def _compile(self, by_name: dict) -> CompiledModel:
         for _ in range(MAX_ROUNDS):
             graph = fix_inputs(self.graph, {n: by_name[n] for n in self.fixed})
+            front = bind_input_structures(graph, {n: by_name[n] for n in self.structured})
             try:
                 return compile_graph(graph, self.codegen_options)
             except LoweringError as e:
-                more = inputs_to_fix(self.graph, _in_original(e, graph, self.graph)) - self.fixed
+                more = inputs_to_fix(self.graph, _in_original(e, graph, self.graph, front))
+                more -= self.fixed | set(self.structured)
                 if not more:
                     raise
                 self.fixed |= more
@@ -155,13 +164,15 @@ class SpecializingModel:
         self._variants.clear()
 
 
-def _in_original(error: LoweringError, copy: Graph, original: Graph) -> LoweringError:
+def _in_original(error: LoweringError, copy: Graph, original: Graph,
+                 front: int = 0) -> LoweringError:
     """The error with its node mapped from the specialized copy back to `original` (nodes keep
-    their position), so upstream inputs are searched in the graph that still has them."""
+    their position, after the `front` nodes the copy put first), so upstream inputs are
+    searched in the graph that still has them."""
     node = error.node
     if isinstance(node, Node):
         for k, n in enumerate(copy.nodes):
-            if n is node:
-                error.node = original.nodes[k]
+            if n is node and k >= front:
+                error.node = original.nodes[k - front]
                 break
     return error

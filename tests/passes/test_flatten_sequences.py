@@ -10,10 +10,10 @@ from kiln.errors import LoweringError, ShapeMismatchError
 from kiln.ir import GraphBuilder, tensor
 from kiln.ir.dtypes import DType
 from kiln.ir.interpreter import interpret
-from kiln.ir.types import SequenceType, TensorType
+from kiln.ir.types import OptionalType, SequenceType, TensorType
 from kiln.lowering import lower_graph
 from kiln.passes.flatten_sequences import flatten_sequences
-from kiln.runtime import compile_graph
+from kiln.runtime import SpecializingModel, compile_graph
 
 f32, i64 = DType.float32, DType.int64
 
@@ -157,3 +157,24 @@ def test_lowering_a_sequence_op_without_the_pass_names_the_node():
     b.output(b.SequenceLength(b.SequenceConstruct(x)))
     with pytest.raises(LoweringError):
         lower_graph(b.graph)
+
+
+def test_sequence_and_optional_inputs_compile_per_fed_structure():
+    b = GraphBuilder("structured_inputs")
+    s = b.input("s", SequenceType(TensorType(f32, (None,))))
+    o = b.input("o", OptionalType(TensorType(f32, (2,))))
+    x = b.input("x0", tensor(f32, 2))
+    b.output(b.SequenceInsert(s, b.Neg(x), _i64(b, 0, "front")), b.SequenceLength(s),
+             b.OptionalHasElement(o), o)
+    with pytest.raises(LoweringError, match="graph input 's'") as e:
+        compile_graph(b.graph)
+    model = SpecializingModel(b.graph, e.value)
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(2).astype(np.float32)
+    for elems, opt in (([3, 1], x0), ([], None), ([3, 1], None), ([2, 2, 5], x0 + 1)):
+        feeds = {"s": [rng.standard_normal(n).astype(np.float32) for n in elems],
+                 "o": opt, "x0": x0}
+        for g, w in zip(model(feeds), interpret(b.graph, feeds)):
+            _same(g, w)
+    assert len(model._variants) == 4
+    model.close()
