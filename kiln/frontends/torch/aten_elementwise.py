@@ -161,6 +161,12 @@ def remainder(cx, a, b, *_):
     return cx.b.Sub(x, cx.b.Mul(q, y, name=cx.name("mul")), name=cx.node.name)
 
 
+def fmod(cx, a, b, *_):
+    """C's fmod: the result has the dividend's sign."""
+    dtype = cx.out_dtype()
+    return cx.b.Mod(cx.tensor(a, dtype), cx.tensor(b, dtype), fmod=1, name=cx.node.name)
+
+
 def rsqrt(cx, a, *_):
     s = cx.b.Sqrt(cx.tensor(a, cx.out_dtype()), name=cx.name("sqrt"))
     return cx.b.Reciprocal(s, name=cx.node.name)
@@ -303,6 +309,7 @@ CONVERTERS = {
     aten.rsub.Tensor: rsub, aten.rsub.Scalar: rsub,
     aten.div.Tensor_mode: div_mode, aten.div.Scalar_mode: div_mode,
     aten.remainder.Tensor: remainder, aten.remainder.Scalar: remainder,
+    aten.fmod.Tensor: fmod, aten.fmod.Scalar: fmod,
     aten.rsqrt.default: rsqrt, aten.silu.default: silu, aten.gelu.default: gelu,
     aten.leaky_relu.default: leaky_relu, aten.elu.default: elu,
     aten.hardtanh.default: hardtanh, aten.hardsigmoid.default: hardsigmoid,

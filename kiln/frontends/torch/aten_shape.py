@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
 import torch
 
 from ...errors import UnsupportedOpError
@@ -223,6 +224,32 @@ def constant_pad_nd(cx, src, pad, value=0, *_):
                     name=cx.node.name)
 
 
+def flip(cx, src, dims, *_):
+    rank = cx.rank(src)
+    axes = [_axis(d, rank) for d in dims]
+    n = len(axes)
+    return cx.b.Slice(cx.tensor(src), cx.ints([-1] * n), cx.ints([-(2**63)] * n), cx.ints(axes),
+                      cx.ints([-1] * n), name=cx.node.name)
+
+
+def index_select(cx, src, dim, indices, *_):
+    return cx.b.Gather(cx.tensor(src), cx.tensor(indices), axis=_axis(dim, cx.rank(src)),
+                       name=cx.node.name)
+
+
+def cumsum(cx, src, dim, *_):
+    x = cx.tensor(src, cx.out_dtype())
+    return cx.b.CumSum(x, cx.const(np.asarray(_axis(dim, cx.rank(src)), np.int64), "axis"),
+                       name=cx.node.name)
+
+
+def topk(cx, src, k, dim=-1, largest=True, sorted=True, *_):
+    values, indices = cx.b.TopK(cx.tensor(src), cx.size(k), axis=_axis(dim, cx.rank(src)),
+                                largest=int(bool(largest)), sorted=1,
+                                outputs=[cx.node.name, f"{cx.node.name}_indices"])
+    return (values, indices)
+
+
 def embedding(cx, weight, indices, *_):
     return cx.b.Gather(cx.tensor(weight), cx.tensor(indices), axis=0, name=cx.node.name)
 
@@ -268,6 +295,8 @@ CONVERTERS = {
     aten.split_with_sizes.default: split_with_sizes, aten.split.Tensor: split,
     aten.unbind.int: unbind, aten.repeat.default: repeat,
     aten.constant_pad_nd.default: constant_pad_nd, aten.embedding.default: embedding,
+    aten.flip.default: flip, aten.index_select.default: index_select,
+    aten.cumsum.default: cumsum, aten.topk.default: topk,
     aten.sym_size.int: sym_size,
     operator.mul: sym_arith("Mul"), operator.add: sym_arith("Add"),
     operator.sub: sym_arith("Sub"), operator.floordiv: sym_arith("Div"),

@@ -31,6 +31,8 @@ CASES = {
     "div_trunc": lambda x, y, i, m: torch.div(x * 4, pos(y), rounding_mode="trunc"),
     "remainder": lambda x, y, i, m: torch.remainder(x * 3, pos(y)),
     "remainder_int": lambda x, y, i, m: torch.remainder(i - 4, 3),
+    "fmod": lambda x, y, i, m: torch.fmod(x * 3, pos(y)),
+    "fmod_int": lambda x, y, i, m: torch.fmod(i - 4, 3),
     "pow": lambda x, y, i, m: pos(x) ** y,
     "pow_scalar": lambda x, y, i, m: x ** 2,
     "rsqrt": lambda x, y, i, m: torch.rsqrt(pos(x)),

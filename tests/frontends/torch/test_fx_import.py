@@ -27,3 +27,133 @@ def test_sin_plus_cos_through_the_interpreter_and_native():
     want = (torch.sin(x) + torch.cos(x)).numpy()
     np.testing.assert_allclose(interpret(graph, {"x": x.numpy()})[0], want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(kiln.compile(graph)(x.numpy())[0], want, rtol=1e-4, atol=1e-5)
+
+
+class Unsupported(torch.nn.Module):
+    def forward(self, x):
+        a = torch.special.bessel_j0(x)
+        b = torch.erfinv(x * 0.1)
+        return torch.relu(a) + b
+
+
+def test_unsupported_ops_are_listed_at_once_with_node_and_source_line():
+    with pytest.raises(UnsupportedOpError) as e:
+        export_program(Unsupported(), (torch.randn(3),))
+    assert set(e.value.ops) == {"aten.special_bessel_j0.default", "aten.erfinv.default"}
+    text = str(e.value)
+    assert "2 node(s)" in text
+    line = Unsupported.forward.__code__.co_firstlineno
+    assert f"aten.special_bessel_j0.default (node 'special_bessel_j0', {__file__}:{line + 1})" \
+        in text
+    assert f"aten.erfinv.default (node 'erfinv', {__file__}:{line + 2})" in text
+
+
+def test_import_fx_rejects_what_is_not_a_graph_module():
+    with pytest.raises(ModelLoadError):
+        import_fx(SinCos())
+
+
+def symbolic_fx(fn, *args):
+    from torch.fx.experimental.proxy_tensor import make_fx
+    return make_fx(fn, tracing_mode="symbolic")(*args)
+
+
+def test_symint_placeholders_are_not_inputs_and_bind_to_a_tensor_dim():
+    """As Dynamo passes them: a SymInt placeholder standing for x's batch size."""
+    gm = symbolic_fx(lambda x: x.view(x.shape[0] * 2, -1) * 3, torch.randn(4, 6))
+    graph = gm.graph
+    x = next(n for n in graph.nodes if n.op == "placeholder")
+    size = next(n for n in graph.nodes if n.target == torch.ops.aten.sym_size.int
+                and n.args[1] == 0)
+    with graph.inserting_before(x):
+        s = graph.placeholder("s_batch")
+    s.meta["val"] = x.meta["val"].shape[0]
+    size.replace_all_uses_with(s)
+    graph.erase_node(size)
+    gm.recompile()
+    g = import_fx(gm)
+    assert [v.name for v in g.inputs] == [x.name]
+    symbol = str(x.meta["val"].shape[0])
+    assert g.inputs[0].type.shape[0] == symbol     # make_fx made every dim symbolic
+    (record,) = g.symint_inputs
+    assert (record.position, record.name, record.symbol, record.source) == \
+        (0, "s_batch", symbol, (0, 0))
+    model = kiln.compile(g)
+    for batch in (4, 1, 5):
+        xs = np.random.default_rng(batch).standard_normal((batch, 6)).astype(np.float32)
+        (got,) = model(xs)
+        np.testing.assert_allclose(got, xs.reshape(batch * 2, 3) * 3, rtol=1e-6)
+
+
+def test_outputs_that_are_inputs_or_repeated_get_their_own_value():
+    gm = symbolic_fx(lambda x: (x, torch.neg(x), torch.neg(x)), torch.randn(2))
+    gm.graph.eliminate_dead_code()
+    g = import_fx(gm)
+    verify(g)
+    x = np.array([1.0, -2.0], np.float32)
+    outs = interpret(g, {g.inputs[0].name: x})
+    np.testing.assert_array_equal(outs[0], x)
+    np.testing.assert_array_equal(outs[1], -x)
+    np.testing.assert_array_equal(outs[2], -x)
+
+
+def test_graph_without_meta_is_typed_from_example_inputs():
+    gm = symbolic_fx(lambda x: torch.relu(x) * 2, torch.randn(3))
+    for n in gm.graph.nodes:
+        n.meta.pop("val", None)
+    with pytest.raises(ModelLoadError, match="example_inputs"):
+        import_fx(gm)
+    g = import_fx(gm, (torch.tensor([-1.0, 0.5, 2.0]),))
+    assert g.inputs[0].type.shape == (3,)
+    np.testing.assert_array_equal(interpret(g, {g.inputs[0].name: np.array([-1, .5, 2],
+                                                                             np.float32)})[0],
+                                  [0, 1, 4])
+
+
+class Affine(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+        self.register_buffer("shift", torch.arange(3.0))
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(self.lin(x)) + self.shift
+
+
+@pytest.fixture(scope="module")
+def affine():
+    torch.manual_seed(0)
+    module = Affine()
+    return module, kiln.compile(module, (torch.randn(2, 4),),
+                                dynamic_shapes=({0: torch.export.Dim("batch")},))
+
+
+def test_compile_a_module_freezes_weights_in_eval_mode(affine):
+    module, model = affine
+    assert module.training                       # compile left the module as it found it
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        want = module.eval()(x).numpy()
+    module.train()
+    (got,) = model(x.numpy())
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_module_returns_torch_tensors_when_called_with_them(affine):
+    module, model = affine
+    x = torch.randn(3, 4)
+    (got,) = model(x)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    with torch.no_grad():
+        want = module.eval()(x)
+    module.train()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    (named,) = model(x=x)
+    torch.testing.assert_close(named, want, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_a_module_needs_example_inputs():
+    with pytest.raises(ModelLoadError, match="example_inputs"):
+        kiln.compile(SinCos())
