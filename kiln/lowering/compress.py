@@ -4,8 +4,9 @@ compiling (a constant, or fixed to its fed value by the ONNX backend's specializ
 Reshape's shape); the output is then an index mapping through a constant table of kept
 positions.
 
-NonZero and Unique have no lowering: their output sizes depend on the values of the data itself,
-and native programs have output shapes fixed when compiling (static or symbolic input sizes).
+NonZero, Unique and NonMaxSuppression, whose sizes depend on the data itself, have sizes that
+their kernels compute at run time instead (dynamic_shape.py); Compress could do the same for a
+condition known only at run time.
 """
 
 from __future__ import annotations
