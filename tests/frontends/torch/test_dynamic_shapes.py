@@ -1,0 +1,98 @@
+"""Dynamic batch and sequence dims (torch.export.Dim): one kiln compile runs every size.
+
+Reshapes keep the symbolic dims: Reshape to a constant target with 0 ("this input dim") and -1
+wherever that is exact, a target computed at run time only where two new sizes appear at once.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
+
+import torch.nn.functional as F  # noqa: E402
+from torch.export import Dim  # noqa: E402
+
+import kiln  # noqa: E402
+from kiln.frontends.torch import export_program  # noqa: E402
+from kiln.ir.interpreter import interpret  # noqa: E402
+from kiln.ir.verifier import verify  # noqa: E402
+
+
+class Block(torch.nn.Module):
+    """Attention with a padding mask and a causal mask, positions by arange over seq."""
+
+    def __init__(self, d=16, heads=2, vocab=50, max_len=64):
+        super().__init__()
+        self.heads = heads
+        self.embed = torch.nn.Embedding(vocab, d)
+        self.pos = torch.nn.Parameter(torch.randn(max_len, d) * 0.1)
+        self.qkv = torch.nn.Linear(d, 3 * d)
+        self.out = torch.nn.Linear(d, d)
+        self.norm = torch.nn.LayerNorm(d)
+
+    def forward(self, ids, mask):
+        batch, seq = ids.shape
+        h = self.embed(ids) + self.pos[torch.arange(seq)]
+        q, k, v = self.qkv(self.norm(h)).split(h.shape[-1], dim=-1)
+        q, k, v = (t.view(batch, seq, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5)
+        causal = torch.ones(seq, seq, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e9)
+        ctx = (F.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(batch, seq, -1)
+        return self.out(ctx) + h, h.mean(dim=1)
+
+
+def inputs(batch, seq, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 50, (batch, seq), generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    mask[-1, seq // 2:] = 0
+    return ids, mask
+
+
+@pytest.fixture(scope="module")
+def block():
+    torch.manual_seed(0)
+    module = Block().eval()
+    batch, seq = Dim("batch", max=32), Dim("seq", max=64)
+    graph = export_program(module, inputs(2, 5),
+                           dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}))
+    return module, graph, kiln.compile(graph)
+
+
+def test_inputs_have_symbolic_batch_and_seq(block):
+    _, graph, _ = block
+    verify(graph)
+    ids, mask = graph.inputs
+    b, s = ids.type.shape
+    assert isinstance(b, str) and isinstance(s, str) and b != s
+    assert mask.type.shape == (b, s)
+
+
+def test_reshapes_use_constant_targets_where_exact(block):
+    _, graph, _ = block
+    b, s = graph.inputs[0].type.shape
+    reshapes = [n for n in graph.nodes if n.op.name == "Reshape" and n.outputs[0].type.rank]
+    targets = {tuple(int(t) for t in n.inputs[1].data) for n in reshapes
+               if n.inputs[1].is_constant}
+    assert (0, 0, 2, 8) in targets           # [b, s, 16] -> [b, s, 2, 8]
+    assert (-1, 16) in targets               # [b, s, 16] -> [b * s, 16]
+    shapes = {n.outputs[0].type.shape for n in reshapes}
+    assert (b, s, 2, 8) in shapes and (b, s, 48) in shapes and (b, 2, s, s) in shapes
+    # only a product of symbols (b * s, 2 * b) has no name
+    assert all(sum(d is None for d in shape) <= 1 for shape in shapes)
+
+
+@pytest.mark.parametrize("batch,seq", [(2, 5), (1, 1), (3, 17), (4, 64)])
+def test_one_compile_runs_every_size(block, batch, seq):
+    module, graph, model = block
+    args = inputs(batch, seq, seed=batch * 100 + seq)
+    with torch.no_grad():
+        want = [t.numpy() for t in module(*args)]
+    feeds = [a.numpy() for a in args]
+    for got in (model(*feeds), interpret(graph, dict(zip([v.name for v in graph.inputs],
+                                                          feeds)))):
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
