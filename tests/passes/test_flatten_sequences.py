@@ -136,19 +136,51 @@ def test_sequence_graph_input_is_a_clear_error():
         flatten_sequences(b.graph)
 
 
-def test_sequence_through_a_loop_body_is_a_clear_error():
+def _loop_over_a_sequence(trips):
+    """y += s[i] for i < trips, and a sequence of the partial sums carried and scanned."""
     b = GraphBuilder("seq_loop")
     x = b.input("x0", tensor(f32, 2))
-    s = b.SequenceConstruct(x)
+    s = b.SequenceConstruct(x, b.Neg(x), b.Exp(x))
     body = GraphBuilder("body", parent=b.graph)
-    body.input("i", tensor(i64))
+    i = body.input("i", tensor(i64))
     c = body.input("c", tensor(DType.bool))
     y = body.input("y", tensor(f32, 2))
-    body.output(c, body.Add(y, body.SequenceAt(s, body.constant(np.array(0), "zero"))))
-    b.output(b.Loop(_i64(b, 2, "trips"), None, x, body=body.graph))
+    acc = body.input("acc", SequenceType(TensorType(f32, (2,))))
+    y_next = body.Add(y, body.SequenceAt(s, i))
+    body.output(body.Identity(c), y_next, body.SequenceInsert(acc, y_next), body.Relu(y_next))
+    count = b.input("n", tensor(i64)) if trips is None else _i64(b, trips, "trips")
+    yf, sums, scan = b.Loop(count, None, x, b.SequenceEmpty(dtype=f32), body=body.graph,
+                            outputs=3)
+    b.output(yf, sums, scan)
+    return b.graph
+
+
+def test_loop_carrying_a_sequence_is_unrolled():
+    graph = _loop_over_a_sequence(3)
+    _check(compile_graph(graph), graph, _feeds((2,)))
+
+
+def test_loop_carrying_a_sequence_with_a_fed_trip_count_is_a_clear_error():
+    graph = _loop_over_a_sequence(None)
+    with pytest.raises(LoweringError, match="trip count") as e:
+        flatten_sequences(graph)
+    assert e.value.node.op.name == "Loop"
+
+
+def test_sequence_read_in_an_if_branch_is_a_clear_error():
+    b = GraphBuilder("seq_if")
+    x = b.input("x0", tensor(f32, 2))
+    s = b.SequenceConstruct(x)
+    branches = []
+    for k in range(2):
+        g = GraphBuilder(f"branch{k}", parent=b.graph)
+        g.output(g.SequenceAt(s, g.constant(np.array(0), "zero")))
+        branches.append(g.graph)
+    flag = b.input("flag", tensor(DType.bool))
+    b.output(b.If(flag, then_branch=branches[0], else_branch=branches[1]))
     with pytest.raises(LoweringError) as e:
         flatten_sequences(b.graph)
-    assert e.value.node.op.name == "Loop"
+    assert e.value.node.op.name == "If"
 
 
 def test_lowering_a_sequence_op_without_the_pass_names_the_node():
