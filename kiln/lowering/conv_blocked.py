@@ -111,7 +111,7 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
             state["wp"] = _packed_weights(ctx, node, w, mr)
         return _nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
 
-    anchor = Anchor(shape, f32, definition, finish, write)
+    anchor = Anchor(shape, f32, definition, finish, write, work=M * Cg * KH * KW * OH * OW)
     return register_anchor(ctx, anchor)
 
 

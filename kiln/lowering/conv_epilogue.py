@@ -10,8 +10,11 @@ at the probe's own index, and `t` has the anchor's shape, then `t` is an element
 the anchor (bias, folded BatchNorm, Relu, a residual Add...). The anchor's `write` then builds
 its blocked nest: it keeps each block's results in locals, and for every element of the block
 asks `t.at(index)` once more with the anchor bound to that local (`bind`), so the epilogue is
-computed from the register and stored once. Anything else (a reduction over the anchor, a read
-at a shifted index) keeps the plain nest.
+computed from the register and stored once. When `t` reads several anchors (a residual
+block's Add of its conv and its downsampling conv), the one with the most work is blocked and
+the others are first written to temps by their own nests. Anything else (a reduction over the
+anchor, a read at a shifted index) keeps the plain nest; `anchored_in_memory` writes such a
+consumer's input to a temp first.
 """
 
 from __future__ import annotations
@@ -39,14 +42,18 @@ class Anchor:
     anchor) into `buffer`, or None to keep the plain nest."""
 
     def __init__(self, shape, dtype, definition: Callable, finish: Callable,
-                 write: Callable):
+                 write: Callable, work: int = 0):
         self.definition, self.finish, self.write_fn = definition, finish, write
+        self.work = work                        # multiply-adds, to pick which one to block
         self.bound: dict = {}
         self.reads: list | None = None          # recording while probing
+        self.memory: Tensor | None = None       # once written to a temp of its own
         anchor = self
 
         def at(idx):
             idx = tuple(idx)
+            if anchor.memory is not None:
+                return anchor.memory.at(idx)
             if anchor.reads is not None:
                 anchor.reads.append(_key(idx, shape))
             core = anchor.bound.get(_key(idx, shape)) if anchor.bound else None
@@ -85,8 +92,14 @@ def anchor_of(ctx, t: Tensor) -> Anchor | None:
         reads = [a.reads for a in anchors]
         for a in anchors:
             a.reads = None
-    if len(hit) != 1:
+    if not hit:
         return None
+    if len(hit) > 1:            # two convs into one Add (a residual block's downsample)
+        a = max(hit, key=lambda h: h.work)
+        for other in hit:
+            if other is not a:
+                other.memory = _in_temp(ctx, other)
+        return anchor_of(ctx, t)
     a = hit[0]
     shape = a.tensor.shape
     if len(shape) != len(t.shape) or not all(E.same(x, y) for x, y in zip(shape, t.shape)):
@@ -94,6 +107,14 @@ def anchor_of(ctx, t: Tensor) -> Anchor | None:
     if any(r != _key(probe, shape) for r in reads[anchors.index(a)]):
         return None
     return a
+
+
+def _in_temp(ctx, a: Anchor) -> Tensor:
+    """The anchor written (by its own nest) into a temp, in a kernel before the current one."""
+    t = a.tensor
+    buf = ctx.new_buffer("conv", t.shape, t.dtype, BufferKind.TEMP)
+    ctx.emit(kernel(ctx.fresh_name("conv", kernel=True), a.write_fn(ctx, t, buf)))
+    return Tensor.of(buf)
 
 
 def anchored_write(ctx, t: Tensor, buffer) -> list | None:

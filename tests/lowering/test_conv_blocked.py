@@ -135,3 +135,19 @@ def test_conv_relu_global_pool(backend):
     """A group ending in a global pool: the conv and Relu are blocked into a temp first."""
     check(backend, *conv_graph((1, 4, 7, 7), (8, 4, 3, 3), {"pads": [1] * 4},
                                epilogue=lambda b, y, x: b.GlobalAveragePool(b.Relu(y))))
+
+
+def test_fused_residual_of_two_convs(backend):
+    """conv(x) + BN + downsample conv(x) + BN, then Relu (a ResNet block with a downsample):
+    both convs are blocked, the smaller one into a temp first."""
+    b = GraphBuilder("block")
+    x = b.input("x", TensorType(f32, (1, 4, 9, 9)))
+
+    def conv_bn(k, stride, seed):
+        y = b.Conv(x, b.constant(rand((8, 4, k, k), seed=seed), f"w{seed}"),
+                   kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4)
+        return b.BatchNormalization(
+            y, *(b.constant(rand((8,), seed=seed + j, low=0.5, high=1.5), f"bn{seed}_{j}")
+                 for j in range(4)))
+    b.output(b.Relu(b.Add(conv_bn(3, 2, 10), conv_bn(1, 2, 20))))
+    check(backend, b.graph, {"x": rand((1, 4, 9, 9), seed=1)}, blocked=2)
