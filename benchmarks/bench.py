@@ -1,11 +1,12 @@
-"""kiln's native code against ONNX Runtime and PyTorch eager on the model suite, in one process.
+"""kiln's native code against ONNX Runtime, PyTorch eager and torch.compile on the model suite,
+in one process.
 
     python -m benchmarks.bench                              # every model; a Markdown table
     python -m benchmarks.bench --models tiny,mlp --repeat 50 --threads 2
     python -m benchmarks.bench --write-docs                 # also update docs/performance.md
 
 For each model of benchmarks/models.py (plus `tiny`, one Add of two [1] tensors, which shows
-what a call costs apart from the work) the same seeded weights run in four runtimes:
+what a call costs apart from the work) the same seeded weights run in six runtimes:
 
     kiln-native     kiln.compile(the exported ONNX model) -> one native entry point
     kiln unfused    the same without the fusion passes (one kernel per op): what fusion buys
@@ -13,7 +14,13 @@ what a call costs apart from the work) the same seeded weights run in four runti
                     every graph optimization, intra-op threads = --threads
     PyTorch eager   benchmarks/torch_models.py (the same weights, looked up by name),
                     torch.inference_mode, torch.set_num_threads(--threads)
+    torch.compile kiln      that module through torch.compile(backend="kiln") (Dynamo, then
+                            kiln/frontends/torch/dynamo.py): n/a if any graph fell back to eager
+    torch.compile Inductor  that module through torch.compile (Inductor's C++ code; needs a C++
+                            compiler at run time)
 
+Setup time is what it takes to get a runtime ready: the compile or session creation, and for
+torch.compile the first call, which is when Dynamo traces and the backend compiles.
 Latencies are measured interleaved (benchmarks/timing.py): median and p90 per call after
 warmup; a ratio below 1 means kiln is faster. Each runtime's first outputs are compared with
 kiln's reference interpreter (max abs diff). A runtime that cannot run a model (torch not
@@ -30,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,7 +53,14 @@ from kiln.ir.interpreter import interpret
 from .models import SUITE, example_inputs
 from .timing import Stats, interleave
 
-RUNTIMES = ("kiln-native", "kiln unfused", "ONNX Runtime", "PyTorch eager")
+RUNTIMES = ("kiln-native", "kiln unfused", "ONNX Runtime", "PyTorch eager",
+            "torch.compile kiln", "torch.compile Inductor")
+# latency ratios in the table: (numerator, denominator, heading)
+RATIOS = (("kiln-native", "kiln unfused", "kiln / kiln unfused"),
+          ("kiln-native", "ONNX Runtime", "kiln / ORT"),
+          ("kiln-native", "PyTorch eager", "kiln / PyTorch"),
+          ("kiln-native", "torch.compile Inductor", "kiln / Inductor"),
+          ("torch.compile kiln", "kiln-native", "torch.compile kiln / kiln"))
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -160,7 +175,46 @@ def prepare_torch(name: str, graph: Graph, onnx_bytes: bytes, feeds: dict,
     return Prepared(call, torch_models.to_numpy, setup)
 
 
-PREPARE = dict(zip(RUNTIMES, (prepare_kiln, prepare_kiln_unfused, prepare_ort, prepare_torch)))
+def prepare_torch_compile(backend: str, name: str, graph: Graph, onnx_bytes: bytes,
+                          feeds: dict, threads: int) -> Prepared:
+    """The PyTorch module through torch.compile(backend=...); the first call, which traces
+    and compiles, is part of the setup time."""
+    try:
+        import torch
+        from . import torch_models
+    except ImportError as e:
+        raise Unavailable("torch not installed (pip install -e '.[torch]')") from e
+    torch_models.set_threads(threads)
+    if backend == "kiln":
+        from kiln.codegen.threadpool import ensure_thread_pool
+        from kiln.frontends.torch.dynamo import KilnFallbackWarning
+        ensure_thread_pool(threads)
+    module = torch_models.from_graph(name, graph)
+    t0 = time.perf_counter()
+    call = torch_models.eager_call(torch.compile(module, backend=backend), feeds,
+                                   [v.name for v in graph.inputs])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    setup = time.perf_counter() - t0
+    if backend == "kiln":
+        fallbacks = [w for w in caught if issubclass(w.category, KilnFallbackWarning)]
+        if fallbacks:
+            raise Unavailable(f"{len(fallbacks)} graph(s) ran eagerly: "
+                              + str(fallbacks[0].message).split(":", 2)[-1].strip())
+    return Prepared(call, torch_models.to_numpy, setup)
+
+
+def prepare_torch_kiln(*args) -> Prepared:
+    return prepare_torch_compile("kiln", *args)
+
+
+def prepare_inductor(*args) -> Prepared:
+    return prepare_torch_compile("inductor", *args)
+
+
+PREPARE = dict(zip(RUNTIMES, (prepare_kiln, prepare_kiln_unfused, prepare_ort, prepare_torch,
+                              prepare_torch_kiln, prepare_inductor)))
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -233,9 +287,9 @@ def _latency(cell: Cell) -> str:
     return f"{format_seconds(cell.stats.median)} ({format_seconds(cell.stats.p90)})"
 
 
-def _ratio(row: Row, peer: str) -> str:
-    kiln, other = row.cells["kiln-native"].stats, row.cells[peer].stats
-    return f"{kiln.median / other.median:.2f}×" if kiln and other else "n/a"
+def _ratio(row: Row, top: str, bottom: str) -> str:
+    a, b = row.cells[top].stats, row.cells[bottom].stats
+    return f"{a.median / b.median:.2f}×" if a and b else "n/a"
 
 
 def _diffs(row: Row) -> str:
@@ -247,22 +301,33 @@ def _setup(cell: Cell) -> str:
     return "n/a" if cell.setup_seconds is None else format_seconds(cell.setup_seconds)
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def format_table(rows: list[Row]) -> str:
-    head = ("| model | input | kiln-native median (p90) | kiln unfused median (p90) "
-            "| ONNX Runtime median (p90) | PyTorch eager median (p90) | kiln / kiln unfused "
-            "| kiln / ORT | kiln / PyTorch "
-            "| max abs diff vs interpreter (kiln / unfused / ORT / PyTorch) | kiln compile "
-            "| ORT session |")
-    lines = [head, "|" + "---|" * 12]
+    """Two Markdown tables: latencies with their ratios; then setup times and accuracy."""
+    head = ["model", "input", *(f"{r} median (p90)" for r in RUNTIMES),
+            *(heading for _, _, heading in RATIOS)]
+    lines = [_row(head), "|" + "---|" * len(head)]
     for r in rows:
-        c = r.cells
-        lines.append(f"| {r.model} | {r.label} | {_latency(c['kiln-native'])} "
-                     f"| {_latency(c['kiln unfused'])} "
-                     f"| {_latency(c['ONNX Runtime'])} | {_latency(c['PyTorch eager'])} "
-                     f"| {_ratio(r, 'kiln unfused')} "
-                     f"| {_ratio(r, 'ONNX Runtime')} | {_ratio(r, 'PyTorch eager')} "
-                     f"| {_diffs(r)} | {_setup(c['kiln-native'])} | {_setup(c['ONNX Runtime'])} |")
+        lines.append(_row([r.model, r.label, *(_latency(r.cells[k]) for k in RUNTIMES),
+                           *(_ratio(r, a, b) for a, b, _ in RATIOS)]))
+    short = " / ".join(SHORT[k] for k in RUNTIMES)
+    head = ["model", *(SETUP[k] for k in RUNTIMES), f"max abs diff vs interpreter ({short})"]
+    lines += ["", _row(head), "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(_row([r.model, *(_setup(r.cells[k]) for k in RUNTIMES), _diffs(r)]))
     return "\n".join(lines)
+
+
+SETUP = {"kiln-native": "kiln compile", "kiln unfused": "kiln unfused compile",
+         "ONNX Runtime": "ORT session", "PyTorch eager": "PyTorch module",
+         "torch.compile kiln": "torch.compile kiln first call",
+         "torch.compile Inductor": "torch.compile Inductor first call"}
+SHORT = {"kiln-native": "kiln", "kiln unfused": "unfused", "ONNX Runtime": "ORT",
+         "PyTorch eager": "PyTorch", "torch.compile kiln": "tc-kiln",
+         "torch.compile Inductor": "Inductor"}
 
 
 def describe_machine(threads: int, rounds: int, load_before, load_after) -> str:

@@ -12,17 +12,20 @@ def test_harness_runs_the_tiny_model(capsys):
     # default --threads (every CPU): the process-wide thread settings stay at their defaults
     assert bench.main(["--models", "tiny", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
-    table = [line for line in out.splitlines() if line.startswith("| tiny |")]
-    assert len(table) == 1
-    cells = [c.strip() for c in table[0].strip("|").split("|")]
-    assert len(cells) == 12
-    kiln, unfused, ort = cells[2], cells[3], cells[4]
-    assert not ort.startswith("n/a")              # onnxruntime is a test dependency
-    assert kiln.startswith("n/a (") or "s (" in kiln
-    assert unfused.startswith("n/a (") or "s (" in unfused
-    diffs = cells[9].split(" / ")
-    assert diffs[2] == "0.0e+00"                  # x + y is exact in every runtime that runs
-    assert all(d in ("0.0e+00", "n/a") for d in diffs)
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in out.splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 2                          # latencies, then setup and accuracy
+    latency, setup = rows
+    assert len(latency) == 2 + len(bench.RUNTIMES) + len(bench.RATIOS)
+    assert len(setup) == 2 + len(bench.RUNTIMES)
+    cells = dict(zip(bench.RUNTIMES, latency[2:]))
+    assert not cells["ONNX Runtime"].startswith("n/a")   # onnxruntime is a test dependency
+    for runtime, cell in cells.items():
+        assert cell.startswith("n/a (") or "s (" in cell, runtime
+    diffs = setup[-1].split(" / ")
+    assert len(diffs) == len(bench.RUNTIMES)
+    assert diffs[bench.RUNTIMES.index("ONNX Runtime")] == "0.0e+00"
+    assert all(d in ("0.0e+00", "n/a") for d in diffs)   # x + y is exact in every runtime
     assert "Command: `python -m benchmarks.bench --models tiny --repeat 2`" in out
 
 
