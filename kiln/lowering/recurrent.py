@@ -5,14 +5,15 @@ recurrent matrix product and a few elementwise gates), while the masks of sequen
 reverse-within-length reads and the two directions would be many extra Graph IR nodes per step.
 Lowered directly it is:
 
-1. Kernels outside the recurrence: W and R transposed once (so the products read them
-   contiguously along the gate axis), and the input projection of every time step at once,
+1. W and R packed (`pack`: blocks of gate columns, each contiguous, so the products stream
+   them; constant weights are packed when compiling, others by a kernel), and the input projection of every time step at once,
    XW[d, t, b, q] = sum_i X[t, b, i] W[d, q, i] + Wb[d, q] + Rb[d, q] (Rb of GRU's candidate gate
    stays out with linear_before_reset), parallel over time steps.
 2. One kernel for the recurrence: per direction, the state in H[d] (and C[d]) starts from
    initial_h/initial_c (or zero), then a serial loop over time whose step is the gates'
-   product with R (`accumulate`: column blocks, each k adding one row of R' to every batch row
-   in vector loops; parallel over the blocks when big) and then the state update, in place
+   product with R (`accumulate`: register-blocked, a few batch rows times a vector of gate
+   columns accumulated in registers over k; parallel over column blocks when big) and then the
+   state update, in place
    (each element reads only its own old state once the gates are computed). GRU takes two
    products: z and r first, then the candidate's (of h, or of r * h). A batch entry past its
    sequence length keeps its state and outputs zeros; a reverse direction reads (and writes Y
@@ -25,16 +26,21 @@ float64 for float64); activations take alpha/beta in order as the op's reference
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.rnn import DIRECTIONS, num_directions
+from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Const, Load, Var
-from ..loops.stmt import Local, Loop, LoopKind, Store
+from ..loops.stmt import Assign, Local, Loop, LoopKind, Store
 from . import exprs as E
 from .registry import register
 from .tensor import VECTOR_BYTES, Tensor, kernel, loop_nest, widen
 
 BLOCK = 64                    # columns of a product kept in cache while its depth runs
+MAX_GROUP = 8                 # rows of a product accumulated together (in registers)
+CHAINS = 8                    # independent vector accumulators that keep the FMA units busy
 PARALLEL_MIN_WORK = 1 << 17   # multiply-adds of one product worth splitting across threads
 
 # name (lower case) -> (Expr builder of x, alpha, beta; default alpha; default beta), as in the
@@ -123,13 +129,14 @@ def lower_recurrent(ctx, node, inputs):
             return E.const(0, acc)
         return E.cast(bias.at((d, E.add(q, gh) if recurrent else q)), acc)
 
-    # 1. transposed weights and the input projection of every step -----------------------------
-    wt = ctx.new_buffer("wt", (nd, size_in, gh), acc)
-    ctx.materialize(Tensor((Const(nd), size_in, gh), acc,
-                           lambda i: E.cast(w.at((i[0], i[2], i[1])), acc)), wt, "transpose_w")
-    rt = ctx.new_buffer("rt", (nd, hidden, gh), acc)
-    ctx.materialize(Tensor((Const(nd), hidden, gh), acc,
-                           lambda i: E.cast(r.at((i[0], i[2], i[1])), acc)), rt, "transpose_r")
+    # 1. packed weights and the input projection of every step --------------------------------
+    w_packed = pack(ctx, w, E.ZERO, gh, size_in, nd, acc, "w_packed")
+    two = E.mul(2, hidden)
+    if gru:     # z and r first, then the candidate's product (of h, or of r * h)
+        r_packs = {"zr": pack(ctx, r, E.ZERO, two, hidden, nd, acc, "r_packed"),
+                   "h": pack(ctx, r, two, hidden, hidden, nd, acc, "r_packed")}
+    else:
+        r_packs = {"all": pack(ctx, r, E.ZERO, gh, hidden, nd, acc, "r_packed")}
     xw = ctx.new_buffer("xw", (nd, seq, batch, gh), acc)
 
     def xw_init(d, t):
@@ -147,7 +154,8 @@ def lower_recurrent(ctx, node, inputs):
         dc = Const(d)
         rows = accumulate(ctx, lambda b, q, dc=dc: (dc, t, b, q), xw, batch, E.ZERO, gh, size_in,
                           lambda b, k: E.cast(xs(t, b, k), acc),
-                          lambda k, q, dc=dc: Load(wt, (dc, k, q)), xw_init(dc, t))
+                          lambda k, qb, q, dc=dc: Load(w_packed, (dc, qb, k, q)),
+                          xw_init(dc, t))
         kind = LoopKind.PARALLEL if _big(E.mul(E.mul(seq, batch), E.mul(gh, size_in))) \
             else LoopKind.SERIAL
         proj.append(Loop(t, E.ZERO, seq, rows, kind))
@@ -168,10 +176,11 @@ def lower_recurrent(ctx, node, inputs):
     def nest(shape, buffer, body):
         return loop_nest(ctx, shape, buffer, body)
 
-    def gates_of(d, q0, n, init, lhs):
+    def gates_of(d, which, q0, n, init, lhs):
         """gbuf[b, q0 + q] = init(b, q0 + q) + sum_k lhs(b, k) R[d, q0 + q, k], q < n."""
+        packed = r_packs[which]
         return accumulate(ctx, lambda b, q: (b, q), gbuf, batch, q0, n, hidden, lhs,
-                          lambda k, q: Load(rt, (d, k, q)), init,
+                          lambda k, qb, q: Load(packed, (d, qb, k, q)), init,
                           parallel=_big(E.mul(E.mul(batch, n), hidden)))
 
     stmts = []
@@ -227,22 +236,22 @@ def lower_recurrent(ctx, node, inputs):
 
         step = []
         if node.op is ops.RNN:
-            step += gates_of(dc, E.ZERO, hidden, xw_at, h_old)
+            step += gates_of(dc, "all", E.ZERO, hidden, xw_at, h_old)
             step += nest((batch, hidden), hs,
                          lambda i: finish(i[0], i[1], f[0](clip(Load(gbuf, i)))))
         elif lstm:
-            step += gates_of(dc, E.ZERO, gh, xw_at, h_old)
+            step += gates_of(dc, "all", E.ZERO, gh, xw_at, h_old)
             step += nest((batch, hidden), hs, lambda i: _lstm_update(
                 ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, i[0], i[1], finish))
         else:
-            two = E.mul(2, hidden)
-            step += gates_of(dc, E.ZERO, two, xw_at, h_old)        # z and r
+            step += gates_of(dc, "zr", E.ZERO, two, xw_at, h_old)        # z and r
             step += nest((batch, two), gbuf,
                          lambda i: [Store(gbuf, i, f[0](clip(Load(gbuf, i))))])
             if lbr:     # gbuf's h block: h Rh' + Rb_h, scaled by r in the update
-                step += gates_of(dc, two, hidden, lambda b, q: bias_at(dc, q, True), h_old)
+                step += gates_of(dc, "h", two, hidden, lambda b, q: bias_at(dc, q, True),
+                                 h_old)
             else:       # gbuf's h block: xw_h + (r * h) Rh'
-                step += gates_of(dc, two, hidden, xw_at, lambda b, k: E.binary(
+                step += gates_of(dc, "h", two, hidden, xw_at, lambda b, k: E.binary(
                     "mul", Load(gbuf, (b, E.add(hidden, k))), h_old(b, k)))
 
             def update(i):
@@ -299,28 +308,77 @@ def _lstm_update(ctx, a, f, clip, acc, gbuf, cs, peep, dc, hidden, b, j, finish)
 
 
 def accumulate(ctx, index, out, rows, q0, n, depth, lhs, rhs, init, parallel=False) -> list:
-    """out[index(b, q)] = init(b, q) + sum_k lhs(b, k) rhs(k, q) for b < rows, q0 <= q < q0 + n:
-    columns in blocks of BLOCK (the block's rows stay in cache while k runs), each k adding one
-    row of rhs to every row, in vector loops along q. With `parallel` the blocks are split
-    across threads."""
-    qb, b, q, k = (ctx.fresh_var(h) for h in ("qb", "b", "q", "k"))
-    lanes = VECTOR_BYTES // out.dtype.itemsize
-    start = E.add(q0, E.mul(qb, BLOCK))
-    width = E.minimum(BLOCK, E.sub(n, E.mul(qb, BLOCK)))
-    col = E.add(start, q)
+    """out[index(b, c)] = init(b, c) + sum_k lhs(b, k) rhs(k, qb, q) for b < rows and the
+    columns c = q0 + qb * BLOCK + q < q0 + n (rhs reads a `pack`ed matrix).
 
-    def rows_of(body, var):
-        return Loop(b, E.ZERO, rows, [Loop(var, E.ZERO, width, body, LoopKind.VECTORIZED,
-                                           lanes)])
-    first = rows_of([Store(out, index(b, col), init(b, col))], q)
-    q2, b2 = ctx.fresh_var("q"), ctx.fresh_var("b")
-    col2 = E.add(start, q2)
-    target = index(b2, col2)
-    add = Store(out, target, E.binary("add", Load(out, target),
-                                      E.binary("mul", lhs(b2, k), rhs(k, col2))))
-    more = Loop(b2, E.ZERO, rows, [Loop(q2, E.ZERO, width, [add], LoopKind.VECTORIZED, lanes)])
+    A register-blocked product: columns in blocks of BLOCK (the block of rhs stays in cache
+    while the rows run), rows in groups of `row_group(rows)`; in a vector loop along q, one
+    accumulator per row of the group (a Local, so a register) adds lhs(b, k) * rhs(k, q) for
+    every k, each rhs vector loaded once for the whole group; with few rows the vectors span
+    several registers, so that about CHAINS sums run side by side. With `parallel` the column
+    blocks are split across threads."""
+    qb, bb, q, k = (ctx.fresh_var(h) for h in ("qb", "bb", "q", "k"))
+    group = row_group(rows)
+    lanes = VECTOR_BYTES // out.dtype.itemsize
+    while group * lanes < CHAINS * VECTOR_BYTES // out.dtype.itemsize and lanes < BLOCK:
+        lanes *= 2           # wider vectors (several registers each): more independent sums
+    col = E.add(E.add(q0, E.mul(qb, BLOCK)), q)
+    width = E.minimum(BLOCK, E.sub(n, E.mul(qb, BLOCK)))
+    rows_here = [E.add(E.mul(bb, group), r) for r in range(group)]
+    accs = [Var(ctx.fresh_name("acc"), out.dtype) for _ in range(group)]
+    body = [Local(acc, init(b, col)) for acc, b in zip(accs, rows_here)]
+    body.append(Loop(k, E.ZERO, depth, [
+        Assign(acc, E.binary("add", acc, E.binary("mul", lhs(b, k), rhs(k, qb, q))))
+        for acc, b in zip(accs, rows_here)]))
+    body += [Store(out, index(b, col), acc) for acc, b in zip(accs, rows_here)]
+    vector = Loop(q, E.ZERO, width, body, LoopKind.VECTORIZED, lanes)
     kind = LoopKind.PARALLEL if parallel else LoopKind.SERIAL
-    return [Loop(qb, E.ZERO, E.ceildiv(n, BLOCK), [first, Loop(k, E.ZERO, depth, [more])], kind)]
+    return [Loop(qb, E.ZERO, E.ceildiv(n, BLOCK),
+                 [Loop(bb, E.ZERO, E.floordiv(rows, group), [vector])], kind)]
+
+
+def pack(ctx, m: Tensor, q0, n, depth, nd: int, acc, name: str):
+    """m[d, q0 + c, k] (c < n) packed as [d, c // BLOCK, k, c % BLOCK], the columns of one block
+    contiguous for each k (zero past n): `accumulate` streams a block with unit stride."""
+    blocks = E.ceildiv(n, BLOCK)
+    done = _pack_constant(ctx, m, q0, n, blocks, acc, name)
+    if done is not None:
+        return done
+
+    def at(i):
+        d, qb, k, q = i
+        c = E.add(E.mul(qb, BLOCK), q)
+        src = E.cast(m.at((d, E.add(q0, E.minimum(c, E.sub(n, 1))), k)), acc)
+        return E.select(E.lt(c, n), src, E.const(0, acc))
+    buf = ctx.new_buffer(name, (nd, blocks, depth, BLOCK), acc)
+    ctx.materialize(Tensor((Const(nd), blocks, depth, Const(BLOCK)), acc, at), buf, "pack")
+    return buf
+
+
+def _pack_constant(ctx, m: Tensor, q0, n, blocks, acc, name: str):
+    """A constant weight packed when compiling (a CONSTANT buffer), or None when m is not one
+    whole constant of known size."""
+    buf = m.buffer
+    sizes = [E.fold(v) for v in (q0, n, blocks)]
+    if buf is None or buf.base is not None or buf.data is None or \
+            not all(isinstance(v, Const) for v in sizes):
+        return None
+    (q0, n, blocks) = (v.value for v in sizes)
+    data = np.asarray(buf.data).astype(acc.np)[:, q0:q0 + n, :]          # [d, c, k]
+    out = np.zeros((data.shape[0], blocks * BLOCK, data.shape[2]), acc.np)
+    out[:, :n, :] = data
+    out = np.ascontiguousarray(
+        out.reshape(data.shape[0], blocks, BLOCK, data.shape[2]).transpose(0, 1, 3, 2))
+    return Buffer(ctx.fresh_name(name), acc, out.shape, BufferKind.CONSTANT, data=out)
+
+
+def row_group(rows) -> int:
+    """Rows accumulated together: the largest divisor of a static row count up to MAX_GROUP
+    (1 for a symbolic count)."""
+    rows = E.fold(rows)
+    if not isinstance(rows, Const):
+        return 1
+    return max(g for g in range(1, MAX_GROUP + 1) if rows.value % g == 0)
 
 
 def _big(work) -> bool:

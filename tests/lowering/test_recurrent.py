@@ -17,7 +17,7 @@ OUTPUTS = {"RNN": 2, "GRU": 2, "LSTM": 3}
 
 def _graph(op, seq=5, batch=3, size=4, hidden=3, *, direction="forward", layout=0,
            bias=True, lens=None, init=False, peep=False, dtype=np.float32, attrs=None,
-           symbolic_batch=False, drop_y=False, seed=0):
+           symbolic_batch=False, drop_y=False, fed_weights=False, seed=0):
     nd = 2 if direction == "bidirectional" else 1
     g = GATES[op]
     b = GraphBuilder(op.lower())
@@ -32,8 +32,9 @@ def _graph(op, seq=5, batch=3, size=4, hidden=3, *, direction="forward", layout=
     bdim = "batch" if symbolic_batch else batch
     x = inp("x", rand(xshape, dtype, seed=seed, low=-1, high=1),
             (bdim, seq, size) if layout else (seq, bdim, size))
-    w = b.constant(rand((nd, g * hidden, size), dtype, seed=seed + 1, low=-0.7, high=0.7), "w")
-    r = b.constant(rand((nd, g * hidden, hidden), dtype, seed=seed + 2, low=-0.7, high=0.7), "r")
+    weight = inp if fed_weights else (lambda name, arr: b.constant(arr, name))
+    w = weight("w", rand((nd, g * hidden, size), dtype, seed=seed + 1, low=-0.7, high=0.7))
+    r = weight("r", rand((nd, g * hidden, hidden), dtype, seed=seed + 2, low=-0.7, high=0.7))
     args = [x, w, r]
     args.append(b.constant(rand((nd, 2 * g * hidden), dtype, seed=seed + 3, low=-0.5, high=0.5),
                            "b") if bias else None)
@@ -117,3 +118,19 @@ def test_symbolic_batch_and_state_outputs_only(backend):
     check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
     graph, feeds = _graph("LSTM", symbolic_batch=True, batch=1, layout=1)
     check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+def test_fed_weights_and_more_than_one_column_block(backend, op):
+    """Weights that are inputs are packed by a kernel (constants when compiling); 65 hidden
+    units make gate blocks end in a partial column block. (The Loop IR interpreter runs the
+    smaller form.)"""
+    native = backend == "native"
+    lbr = {"linear_before_reset": 1} if op == "GRU" else None
+    graph, feeds = _graph(op, seq=2, batch=2, size=3, hidden=65, fed_weights=True,
+                          direction="bidirectional" if native else "reverse", lens=[2, 1],
+                          init=True, peep=True, attrs=lbr)
+    check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
+    if native:
+        graph, feeds = _graph(op, seq=3, batch=5, size=6, hidden=70, seed=9)
+        check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
