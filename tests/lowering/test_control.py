@@ -321,7 +321,7 @@ def test_scan_symbolic_length_with_if_in_body(backend):
     m_next = body.If(bigger, then_branch=t.graph, else_branch=e.graph)
     body.output(m_next, body.Sub(m_next, m))
     b.output(*b.Scan(m0, x, body=body.graph, num_scan_inputs=1, outputs=2))
-    for n, seed in ((1, 4), (6, 5), (11, 6)):
+    for n, seed in ((1, 4), (6, 5), (11, 6), (0, 7)):
         check_graph(backend, b.graph, {"m0": rand(4, seed=seed + 10), "x": rand((n, 4), seed=seed)})
 
 
