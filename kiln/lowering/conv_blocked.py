@@ -38,7 +38,7 @@ from ..loops.expr import Const, Load, Var
 from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
 from . import exprs as E
 from .conv_epilogue import Anchor, register_anchor
-from .tensor import VECTOR_BYTES, Tensor, is_contiguous
+from .tensor import VECTOR_BYTES, Tensor, is_contiguous, kernel, loop_nest
 
 f32 = DType.float32
 LANES = VECTOR_BYTES // 4          # float32 lanes of one vector register
@@ -56,10 +56,13 @@ class _Axis:
         self.taps = [((k * dilation) % stride, (k * dilation) // stride) for k in range(kernel)]
         self.length = out + max(a for _, a in self.taps)    # positions of xp per phase
 
-    def source(self, phase: Var, i) -> tuple:
-        """(the input coordinate xp's position i of `phase` copies, whether it is inside)."""
-        pos = E.add(E.sub(E.mul(i, self.stride), self.begin), phase)
-        return pos, E.binary("and", E.ge(pos, E.ZERO), E.lt(pos, Const(self.size)))
+    def inside(self, phase: int, length: int) -> tuple[int, int]:
+        """The positions [lo, hi) of xp's `phase` that copy an input element (the others are
+        padding): those with 0 <= i * stride + phase - begin < size."""
+        s = self.stride
+        lo = max(0, -(-(self.begin - phase) // s))
+        hi = min(length, (self.size - 1 + self.begin - phase) // s + 1)
+        return lo, max(lo, hi)
 
 
 def _block_size(per_group_out: int) -> int:
@@ -132,14 +135,28 @@ def _prepared_input(ctx, node, x: Tensor, ah: _Axis, aw: _Axis, flat: bool) -> B
                       (*b.strides[:2], 0, 0, *b.strides[2:]), b.offset)
     shape = (N, C, Const(ah.phases), Const(aw.phases), Const(rows), Const(aw.length))
     buf = ctx.new_buffer(f"{node.outputs[0].name}_padded", shape, f32)
-
-    def at(idx):
-        n, c, ph, pw, i, j = idx
-        r, r_in = ah.source(ph, i)
-        q, q_in = aw.source(pw, j)
-        v = x.at((n, c, E.clamp(r, 0, ah.size - 1), E.clamp(q, 0, aw.size - 1)))
-        return E.select(E.binary("and", r_in, q_in), v, E.const(0.0, f32))
-    ctx.materialize(Tensor(shape, f32, at), buf, "conv_input")
+    stmts, padded = [], False
+    n = ctx.fresh_var("n")
+    for ph in range(ah.phases):
+        for pw in range(aw.phases):
+            (i0, i1), (j0, j1) = ah.inside(ph, rows), aw.inside(pw, aw.length)
+            padded |= (i0, i1, j0, j1) != (0, rows, 0, aw.length)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            c, i, j = (ctx.fresh_var(h) for h in ("c", "i", "j"))
+            src = (n, c, E.add(E.sub(E.mul(i, ah.stride), ah.begin), ph),
+                   E.add(E.sub(E.mul(j, aw.stride), aw.begin), pw))
+            copy = Store(buf, (n, c, Const(ph), Const(pw), i, j), x.at(src))
+            stmts.append(Loop(c, E.ZERO, C, [Loop(i, Const(i0), Const(i1), [
+                Loop(j, Const(j0), Const(j1), [copy], LoopKind.VECTORIZED, LANES)])],
+                LoopKind.PARALLEL))
+    if padded:      # zeros first, then the copies over them
+        c = ctx.fresh_var("c")
+        stmts.insert(0, Loop(c, E.ZERO, C, loop_nest(
+            ctx, shape[2:], buf, lambda idx: [Store(buf, (n, c, *idx), E.const(0.0, f32))]),
+            LoopKind.PARALLEL))
+    ctx.emit(kernel(ctx.fresh_name("conv_input", kernel=True),
+                    [Loop(n, E.ZERO, N, stmts)]))
     return buf
 
 
