@@ -5,18 +5,20 @@ With an input known when compiling, the node is a constant (dynamic_shape.fold_i
 Otherwise the number of distinct values n is a computed size (dynamic_shape.py), and the op is
 two kernels over the N slices (N elements without an axis; each slice has M elements):
 
-* `unique_count`: first[i] = the first j with slice j equal to slice i (a TEMP i64[N]); n is
-  the number of i with first[i] == i, stored into n's count buffer.
-* `unique`: for each slice i, its output position r (sorted: how many distinct slices are
-  smaller; unsorted: how many distinct slices occur first before first[i]); inverse[i] = r,
-  and when i is a first occurrence, Y[r] = slice i, indices[r] = i, counts[r] = how many j
-  have first[j] == i. Y's stride along the axis is n, read in this kernel's prologue.
+* `unique_sort` (serial): `perm` = the slice indices stably sorted by slice (a bottom-up merge
+  sort: pass p merges runs of 2^p, ceil(log2 N) passes, each O(N) comparisons); then one scan
+  marks where each group of equal slices starts (`start[g]`, `group[k]`), and n, the number of
+  groups, goes to n's count buffer. A group's first element in the stable order is its first
+  occurrence. Unsorted output orders the groups by first occurrence: `order[g]` comes from one
+  scan over the input positions that flags the first occurrences.
+* `unique`: for every sorted position k, inverse[perm[k]] = its group's output position r;
+  at a group's start, Y[r] = that slice, indices[r] = perm[k], counts[r] = the group's size.
+  Y's stride along the axis is n, read in this kernel's prologue.
 
 Slices compare lexicographically in row-major order of the other axes (NumPy's order); without
 an axis NaN equals NaN and sorts last, and -0.0 equals 0.0 (the first occurrence is kept), as
-np.unique does. No sort: every step compares all pairs, O(N^2 * M) work, which is quick for the
-sizes Unique usually sees (thousands of elements) and slow for millions; a sort-based kernel is
-the way to scale it. Slices of zero elements are all equal (n is 1 when N > 0).
+np.unique does. O(N log N * M) comparisons, and six i64[N] temporaries. Slices of zero elements
+are all equal (n is 1 when N > 0).
 """
 
 from __future__ import annotations
@@ -80,9 +82,33 @@ class Slices:
         return E.eq(differ, self.m), less
 
 
-def _count_where(ctx, n, cond):
-    j = ctx.fresh_var("j")
-    return Reduce("add", Const(0), ((j, E.ZERO, n),), E.select(cond(j), Const(1), Const(0))), j
+MAX_SORT_PASSES = 63          # merge passes: enough for any N below 2**63
+
+
+def _sort_slices(ctx, s: "Slices", perm, tmp) -> list:
+    """Statements sorting `perm` (i64[N]) to the stable order of the slices it indexes, through
+    `tmp`: bottom-up merge passes, each merging neighbouring runs of `width` into tmp and copying
+    back. The merge walks the output positions k of a pass; at the start of a pair of runs it
+    resets the two read positions."""
+    n = s.n
+    k0, p, k, k2 = (ctx.fresh_var(h) for h in ("k", "pass", "k", "k"))
+    width, left, right = (ctx.fresh_var(h) for h in ("width", "left", "right"))
+    lo = E.mul(E.floordiv(k, E.mul(width, 2)), E.mul(width, 2))
+    mid, hi = E.minimum(E.add(lo, width), n), E.minimum(E.add(lo, E.mul(width, 2)), n)
+    take_left = [Store(tmp, (k,), perm[left]), Assign(left, E.add(left, 1))]
+    take_right = [Store(tmp, (k,), perm[right]), Assign(right, E.add(right, 1))]
+    _, right_first = s.same_and_less(ctx, perm[right], perm[left])
+    merge = [If(E.eq(k, lo), [Assign(left, lo), Assign(right, mid)]),
+             If(E.lt(left, mid),
+                [If(E.lt(right, hi), [If(right_first, take_right, take_left)], take_left)],
+                take_right)]
+    one_pass = [If(E.lt(width, n), [
+        Loop(k, E.ZERO, n, merge),
+        Loop(k2, E.ZERO, n, [Store(perm, (k2,), tmp[k2])]),
+        Assign(width, E.mul(width, 2))])]
+    return [Loop(k0, E.ZERO, n, [Store(perm, (k0,), k0)]),
+            Local(width, Const(1)), Local(left, Const(0)), Local(right, Const(0)),
+            Loop(p, E.ZERO, Const(MAX_SORT_PASSES), one_pass)]
 
 
 @register(ops.Unique)
@@ -96,52 +122,60 @@ def lower_unique(ctx, node, inputs):
     s = Slices(x, axis)
     n, count = computed_size(ctx, node, "unique_n", s.n)
 
-    # kernel 1: first occurrences and their number
-    first = ctx.new_buffer("unique_first", (s.n,), DType.int64)
-    i, j = ctx.fresh_var("i"), ctx.fresh_var("j")
-    same_ji, _ = s.same_and_less(ctx, j, i)
-    found = Reduce("min", s.n, ((j, E.ZERO, s.n),), E.select(same_ji, j, s.n))
-    total = ctx.fresh_var("distinct")
-    body = [Store(first, (i,), found),
-            If(E.eq(first[i], i), [Assign(total, E.add(total, 1))])]
-    ctx.emit(kernel(ctx.fresh_name("unique_count", kernel=True),
-                    [Local(total, Const(0)), Loop(i, E.ZERO, s.n, body),
-                     Store(count, (E.ZERO,), total)]))
+    # kernel 1: sort, find the groups of equal slices, count them, order them
+    temps = {h: ctx.new_buffer(f"unique_{h}", (s.n,), DType.int64)
+             for h in ("perm", "tmp", "start", "group", "first", "order")}
+    perm, start, group = temps["perm"], temps["start"], temps["group"]
+    first, order = temps["first"], temps["order"]
+    k, i, g = ctx.fresh_var("k"), ctx.fresh_var("i"), ctx.fresh_var("g")
+    groups, next_pos = ctx.fresh_var("groups"), ctx.fresh_var("next")
+    same_prev, _ = s.same_and_less(ctx, perm[E.maximum(E.sub(k, 1), E.ZERO)], perm[k])
+    heads = [Local(groups, Const(0)), Loop(k, E.ZERO, s.n, [
+        If(E.binary("or", E.eq(k, E.ZERO), E.unary("not", same_prev)),
+           [Store(start, (groups,), k), Assign(groups, E.add(groups, 1))]),
+        Store(group, (k,), E.sub(groups, 1))]), Store(count, (E.ZERO,), groups)]
+    if a.sorted:
+        ordering = []
+    else:     # the groups by first occurrence: flag each group's first index, scan in order
+        ordering = [Loop(i, E.ZERO, s.n, [Store(first, (i,), Const(-1))]),
+                    Loop(g, E.ZERO, s.n, [If(E.lt(g, groups), [
+                        Store(first, (perm[start[g]],), g)])]),
+                    Local(next_pos, Const(0)),
+                    Loop(ctx.fresh_var("i"), E.ZERO, s.n, [])]
+        scan = ordering[-1].var
+        ordering[-1].body = [If(E.ge(first[scan], E.ZERO), [
+            Store(order, (first[scan],), next_pos), Assign(next_pos, E.add(next_pos, 1))])]
+    ctx.emit(kernel(ctx.fresh_name("unique_sort", kernel=True),
+                    [*_sort_slices(ctx, s, perm, temps["tmp"]), *heads, *ordering]))
 
-    # kernel 2: positions and outputs
+    # kernel 2: the outputs, per sorted position
     outs = [None] * 4
     y_shape = (n,) if axis is None else tuple(n if d == axis else e for d, e in enumerate(x.shape))
     outs[0] = ctx.buffer_for(node.outputs[0], y_shape, x.dtype)
-    for k, shape in ((1, (n,)), (2, (s.n,)), (3, (n,))):
-        if k < len(node.outputs) and node.outputs[k] is not None:
-            outs[k] = ctx.buffer_for(node.outputs[k], shape, DType.int64)
-    i = ctx.fresh_var("i")
-    if a.sorted:
-        def smaller(j):
-            _, less_ji = s.same_and_less(ctx, j, i)
-            return E.binary("and", E.eq(first[j], j), less_ji)
-    else:
-        def smaller(j):
-            return E.binary("and", E.eq(first[j], j), E.lt(j, first[i]))
-    rank, _ = _count_where(ctx, s.n, smaller)
-    r = ctx.fresh_var("r")
-    on_first = []
+    for j, shape in ((1, (n,)), (2, (s.n,)), (3, (n,))):
+        if j < len(node.outputs) and node.outputs[j] is not None:
+            outs[j] = ctx.buffer_for(node.outputs[j], shape, DType.int64)
+    k, r = ctx.fresh_var("k"), ctx.fresh_var("r")
+    gk = group[k]
+    src = perm[k]
+    at_head = []
     if outs[1] is not None:
-        on_first.append(Store(outs[1], (r,), i))
+        at_head.append(Store(outs[1], (r,), src))
     if outs[3] is not None:
-        times, _ = _count_where(ctx, s.n, lambda j: E.eq(first[j], i))
-        on_first.append(Store(outs[3], (r,), times))
-    rest_vars = ctx.index_vars(len(s.rest)) if axis is not None else []
+        after = E.select(E.lt(E.add(gk, 1), n),
+                         start[E.minimum(E.add(gk, 1), E.sub(s.n, 1))], s.n)
+        at_head.append(Store(outs[3], (r,), E.sub(after, k)))
     if axis is None:
-        on_first.append(Store(outs[0], (r,), x.at(s.index(i, ()))))
+        at_head.append(Store(outs[0], (r,), x.at(s.index(src, ()))))
     else:
+        rest_vars = ctx.index_vars(len(s.rest))
         y_idx = list(rest_vars)
         y_idx.insert(axis, r)
-        on_first += plain_nest(zip(rest_vars, s.rest),
-                               [Store(outs[0], tuple(y_idx), x.at(s.index(i, rest_vars)))])
-    body = [Local(r, rank)]
+        at_head += plain_nest(zip(rest_vars, s.rest),
+                              [Store(outs[0], tuple(y_idx), x.at(s.index(src, rest_vars)))])
+    body = [Local(r, gk if a.sorted else order[gk])]
     if outs[2] is not None:
-        body.append(Store(outs[2], (i,), r))
-    body.append(If(E.eq(first[i], i), on_first))
-    ctx.emit(kernel(ctx.fresh_name("unique", kernel=True), [Loop(i, E.ZERO, s.n, body)]))
+        body.append(Store(outs[2], (src,), r))
+    body.append(If(E.eq(start[gk], k), at_head))
+    ctx.emit(kernel(ctx.fresh_name("unique", kernel=True), [Loop(k, E.ZERO, s.n, body)]))
     return [None if b is None else Tensor.of(b) for b in outs[:len(node.outputs)]]

@@ -64,3 +64,13 @@ def test_unique_constant_input_folds(backend):
 def test_unique_some_outputs(backend, outputs):
     x = rand((12,), np.int32, seed=8, low=0, high=4)
     check_op(backend, "Unique", [x], {"sorted": 0}, outputs=outputs)
+
+
+@pytest.mark.parametrize("sorted_", [0, 1])
+def test_unique_many_merge_passes(backend, sorted_):
+    """257 elements: nine merge passes, the last run of each pass shorter than the others."""
+    x = rand((257,), np.float32, seed=9, low=-20, high=20).round()
+    x[::17] = np.nan
+    check_op(backend, "Unique", [x], {"sorted": sorted_}, outputs=4)
+    y = rand((37, 3), np.int8, seed=10, low=0, high=2)
+    check_op(backend, "Unique", [y], {"sorted": sorted_, "axis": 0}, outputs=4)
