@@ -14,9 +14,11 @@ values of enclosing graphs directly (their Tensors are already in the context).
   iteration number in one-element buffers the body reads. At the end of an iteration the scan
   outputs are stored at slice `it`, then each new carried value (and condition) is written over
   the old one; a new value that reads the old state (a transpose of it, say) is written to a
-  temporary first (double buffering). Scan outputs need the trip count when compiling (it is
-  their length): M must then be static (else LoweringError naming input 'M', which
-  specialization fixes) and the body's condition must stay true (a passthrough or a constant).
+  temporary first (double buffering). Scan outputs need M when compiling (their length, or
+  its bound): M must then be static (else LoweringError naming input 'M', which specialization
+  fixes). When the condition may end the loop early (computed by the body, or fed), the scans'
+  length is a size computed at run time (`computed_size`, docs/dynamic_shapes.md): the kernel
+  counts the trips that ran into its count buffer, and M bounds it.
   A Loop without M (a while loop) has no native lowering, and Loop IR has no early exit: once
   the condition is false the remaining trips only test it, so a constant M above
   MAX_GUARDED_TRIPS with a computed condition (M = 2^63 - 1 encodes a while loop) is refused
@@ -29,6 +31,8 @@ values of enclosing graphs directly (their Tensors are already in the context).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import LoweringError
 from ..ir import ops
 from ..ir.dtypes import DType
@@ -37,6 +41,7 @@ from ..loops.buffer import Buffer
 from ..loops.expr import Const, Load
 from ..loops.stmt import If, Loop, Store
 from . import exprs as E
+from .dynamic_shape import computed_size
 from .graph import lower_node
 from .registry import register
 from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
@@ -179,12 +184,15 @@ def lower_loop(ctx, node: Node, inputs):
         m = ZERO                                        # never runs
     if k and not isinstance(m, Const):
         ctx.static_scalar(node, 0)     # raises: the scan outputs' length is M
-    if cond_t is not None and k and not isinstance(cond0, Const):
-        ctx.static_scalar(node, 1)     # raises: whether the scans are empty is cond's value
     trips = Const(max(m.value, 0)) if isinstance(m, Const) else None
-
+    counted = None
+    if k and cond_t is not None and not (isinstance(cond0, Const) and
+                                         _condition_passes_through(body)):
+        # the scans' length is the number of trips run: a size computed at run time
+        counted = computed_size(ctx, node, "trips", trips)
+    args = (ctx, node, inits, m, cond0, cond_t is not None, trips, counted)
     try:
-        return _lower_loop(ctx, node, inits, m, cond0, cond_t is not None, trips, unroll=False)
+        return _lower_loop(*args, unroll=False)
     except LoweringError:
         if trips is None or trips.value > MAX_UNROLL:
             raise
@@ -193,12 +201,26 @@ def lower_loop(ctx, node: Node, inputs):
     for v in node.outputs:
         if v is not None:
             ctx.forget(v)
-    return _lower_loop(ctx, node, inits, m, cond0, cond_t is not None, trips, unroll=True)
+    return _lower_loop(*args, unroll=True)
 
 
-def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, unroll: bool):
+def _condition_passes_through(body: Graph) -> bool:
+    """The body returns its condition input (directly or through Identity) or a constant
+    true: the loop then runs all its trips or none."""
+    out = body.outputs[0]
+    if out.producer is not None and out.producer.op is ops.Identity:
+        out = out.producer.inputs[0]
+    if out is body.inputs[1]:
+        return True
+    data = getattr(out, "data", None)
+    return data is not None and np.size(data) == 1 and bool(np.asarray(data).reshape(-1)[0])
+
+
+def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, counted,
+                unroll: bool):
     """The Loop's kernel: a Loop IR loop over the iterations, or with `unroll` the body lowered
-    once per iteration with the iteration number a constant."""
+    once per iteration with the iteration number a constant. With `counted` (a computed size:
+    its Var and count buffer) the scan outputs are as long as the trips that ran."""
     body = ctx.attrs(node).body
     n = len(inits)
     k = len(body.outputs) - 1 - n
@@ -211,6 +233,8 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, u
     with ctx.region() as kernels:
         pre = [s for t, b in zip(inits, states) for s in store_all(ctx, t, b)]
         pre.append(Store(cond_buf, (), cond0))
+        if counted is not None:
+            pre.append(Store(counted[1], (ZERO,), ZERO))
         for trip in range(trips.value if unroll else 1):
             if unroll and trip:
                 forget_values(ctx, body)
@@ -223,7 +247,7 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, u
             for i, (init, new) in enumerate(zip(inits, news)):
                 check_carried(ctx, node, "loop-carried value", i, init, new)
             keeps_going = not has_cond or _stays_true(scalar_at(cond_out), cond_buf)
-            if k and not keeps_going:
+            if k and not keeps_going and counted is None:
                 ctx.fail(node, "the body computes the condition, so the scan outputs' length is "
                                "only known when the loop runs",
                          hint="run the model with the interpreter, or make the body return its "
@@ -236,7 +260,8 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, u
                          hint="give the Loop a real upper bound as M, or run the model with the "
                               "interpreter")
             if not scan_bufs:
-                scan_bufs = [output_buffer(ctx, node, n + j, (trips, *t.shape), t.dtype)
+                length = trips if counted is None else counted[0]
+                scan_bufs = [output_buffer(ctx, node, n + j, (length, *t.shape), t.dtype)
                              for j, t in enumerate(scans)]
             post = []
             for j, (t, b) in enumerate(zip(scans, scan_bufs)):
@@ -249,6 +274,9 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, u
                 targets.append(cond_buf)
                 values.append(cond_out)
             post += update_state(ctx, values, targets)
+            if counted is not None:
+                ran = E.add(Const(trip) if unroll else it, 1)
+                post.append(Store(counted[1], (ZERO,), ran))
             step = ([] if unroll else [Store(iter_buf, (), it)]) + \
                 statements(kernels[first:]) + post
             if has_cond and not (keeps_going and isinstance(cond0, Const)):

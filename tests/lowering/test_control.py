@@ -152,6 +152,34 @@ def test_loop_fed_trip_count_and_early_exit(backend, m, limit):
                  "y0": rand(5, seed=3, low=0, high=1), "k0": np.array([0])}, rtol=1e-5)
 
 
+def _loop_scan_stops_early_graph(passthrough: bool):
+    """Scans y while the body's condition (sum(y) < limit) holds, or with `passthrough` while
+    the fed condition does: the scans' length is known only when the loop runs."""
+    b = GraphBuilder("main")
+    limit = b.input("limit", tensor(f32))
+    cond = b.input("cond", tensor(boolean))
+    y0 = b.input("y0", tensor(f32, 3))
+    body = GraphBuilder("body", parent=b.graph)
+    i = body.input("i", tensor(i64))
+    c = body.input("c", tensor(boolean))
+    y = body.input("y", tensor(f32, 3))
+    y_next = body.Add(body.Mul(y, body.constant(np.float32(2))), body.Cast(i, to=f32))
+    go = c if passthrough else body.Less(body.ReduceSum(y_next, keepdims=0), limit)
+    body.output(go, y_next, body.Neg(y_next), body.ReduceSum(y_next, keepdims=1))
+    yf, ys, sums = b.Loop(b.constant(np.array(6, np.int64)), cond, y0, body=body.graph,
+                          outputs=3)
+    b.output(yf, ys, b.Relu(sums))
+    return b.graph
+
+
+@pytest.mark.parametrize("passthrough", [False, True])
+def test_loop_scan_length_computed_at_run_time(backend, passthrough):
+    graph = _loop_scan_stops_early_graph(passthrough)
+    for limit, cv in ((40.0, True), (1e9, True), (-1.0, True), (40.0, False)):
+        check_graph(backend, graph, {"limit": np.array(limit, np.float32), "cond": np.array(cv),
+                                     "y0": rand(3, seed=2, low=0, high=1)})
+
+
 def test_loop_state_read_transposed_is_double_buffered(backend):
     """y_{i+1} = y_i^T @ w + y_i^T: the new value reads the old one at other positions."""
     b = GraphBuilder("main")
