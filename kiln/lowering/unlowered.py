@@ -15,6 +15,4 @@ UNLOWERED: dict[str, str] = {
     "RegexFullMatch": _STRINGS + " (nor a regular expression engine)",
     "StringNormalizer": _STRINGS,
     "Attention": _TODO + "; FlexAttention and the decomposed form lower",
-    "LinearAttention": _TODO,
-    "CausalConvWithState": _TODO,
 }
