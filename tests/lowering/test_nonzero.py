@@ -121,3 +121,24 @@ def test_count_needed_as_a_compile_time_value_is_a_clear_error():
         lower_graph(_after_nonzero(tile))
     assert e.value.node is not None and e.value.node.op.name == "Tile"
     assert "symbolic size" in str(e.value)
+
+
+def test_concurrent_calls_get_their_own_counts():
+    graph = _consumer_graph()
+    import threading
+    with compile_graph(graph) as model:
+        inputs = [_sparse((5, 3), np.float32, seed) for seed in range(8)]
+        wants = [interpret(graph, {"x": x}) for x in inputs]
+        errors = []
+
+        def worker(k):
+            for _ in range(20):
+                for got, want in zip(model(inputs[k]), wants[k]):
+                    if got.shape != want.shape or not np.array_equal(got, want):
+                        errors.append(k)
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
