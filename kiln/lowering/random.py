@@ -10,9 +10,9 @@ not NumPy's (the interpreter's reference uses RandomState); ONNX promises no agr
 runtimes for these ops.
 
 Uniform: the top 53 bits as a float64 in [0, 1). Normal: Box-Muller on two draws per element.
-Multinomial: per row, softmax of the logits (max subtracted, summed in float64), then per sample
-the number of classes whose running sum is <= u * total, capped at classes - 1 (the reference's
-searchsorted on the CDF).
+Multinomial: per row (rows in parallel), softmax of the logits (max subtracted, summed in
+float64), then per sample the number of classes whose running sum is <= u * total, capped at
+classes - 1 (the reference's searchsorted on the CDF).
 """
 
 from __future__ import annotations
@@ -141,8 +141,7 @@ def lower_multinomial(ctx, node, inputs):
     top = Var(ctx.fresh_name("top"), f64)
     total = Var(ctx.fresh_name("total"), f64)
     running = Var(ctx.fresh_name("running"), f64)
-    count = ctx.fresh_name("count")
-    count = Var(count)
+    count = ctx.fresh_var("count")
     weight = E.unary("exp", logit(c) - top)
     target = uniform01(key, E.add(E.mul(b, samples), s)) * total
     per_sample = [
@@ -157,5 +156,5 @@ def lower_multinomial(ctx, node, inputs):
                             E.unary("exp", logit(r) - top))),
         Loop(s, E.ZERO, Const(samples), per_sample)]
     ctx.emit(kernel(ctx.fresh_name("multinomial", kernel=True),
-                    [Loop(b, E.ZERO, batch, per_row, LoopKind.SERIAL)]))
+                    [Loop(b, E.ZERO, batch, per_row, LoopKind.PARALLEL)]))
     return [Tensor.of(out)]
