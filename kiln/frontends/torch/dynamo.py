@@ -86,7 +86,7 @@ def kiln_backend(gm: torch.fx.GraphModule, example_inputs, *, options=None):
             return KilnGraphFunction.compile(aten_gm, aten_inputs, opts.compile,
                                              frozen if aligned else {})
         except KilnError as e:
-            raise _CannotCompile(str(e)) from e
+            raise _CannotCompile(explain(e, aten_gm)) from e
         except Exception as e:      # a kiln bug must not take the user's program down
             raise _CannotCompile(f"internal error {type(e).__name__}: {e} "
                                  "(please report it with the model)") from e
@@ -104,8 +104,31 @@ class _CannotCompile(Exception):
     pass
 
 
+def explain(e: KilnError, aten_gm) -> str:
+    """The warning's text for a kiln error on `aten_gm`: what went wrong and, for an error on
+    one kiln node (a LoweringError), the ATen op and source line it came from. Graph IR nodes
+    are named after the FX node they were converted from ("addmm", "addmm.cast")."""
+    from ...errors import describe_node
+    from .context import source_line
+    from .fx_import import op_name
+    text = e.message
+    name = getattr(e.node, "name", None) or ""
+    fx_nodes = {n.name: n for n in aten_gm.graph.nodes}
+    while name and name not in fx_nodes:
+        name = name.rpartition(".")[0]
+    if e.node is not None:
+        text = f"{describe_node(e.node)}: {text}"
+    if name:
+        where = source_line(fx_nodes[name])
+        text += f" (from {op_name(fx_nodes[name].target)}" + (f" at {where})" if where else ")")
+    if isinstance(e, UnsupportedOpError) and e.node is None:
+        return text + ("\n  kiln.frontends.torch.supported_ops() lists the ATen ops kiln "
+                       "converts")
+    return text + (f"\n  hint: {e.hint}" if e.hint else "")
+
+
 def _fall_back(gm, reason: str):
-    warnings.warn(f"kiln: {FALLBACK_NOTE}: {reason}", KilnFallbackWarning, stacklevel=2)
+    warnings.warn(f"kiln: {FALLBACK_NOTE}: {reason}", KilnFallbackWarning)
     return gm.forward
 
 

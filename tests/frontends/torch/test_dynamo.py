@@ -167,3 +167,30 @@ def test_strided_inputs_and_integer_outputs(kiln_compiles):
     assert got[0].dtype == torch.int64
     torch.testing.assert_close(got, want)
     assert len(kiln_compiles) == 1
+
+
+def with_a_lowering_gap(x):
+    return torch.tanh(x) * 3
+
+
+LOWERING_GAP_LINE = inspect.getsourcelines(with_a_lowering_gap)[1] + 1
+
+
+def test_lowering_error_names_the_aten_op_and_line(kiln_compiles, monkeypatch):
+    """An op that converts but has no native lowering: the warning leads from the Graph IR
+    node back to the ATen op and the user's line."""
+    from kiln.errors import LoweringError
+    from kiln.runtime import compiled_model
+
+    def refuse(graph, *args):
+        (node,) = [n for n in graph.nodes if n.op.name == "Tanh"]
+        raise LoweringError("no lowering for Tanh", node=node, ops=["Tanh"])
+    monkeypatch.setattr(compiled_model, "compile_graph", refuse)
+    x = torch.randn(4)
+    with pytest.warns(KilnFallbackWarning) as caught:
+        with torch.no_grad():
+            got = torch.compile(with_a_lowering_gap, backend=Counting(fuse=False))(x)
+    torch.testing.assert_close(got, with_a_lowering_gap(x))
+    (message,) = [str(w.message) for w in caught if w.category is KilnFallbackWarning]
+    assert "Tanh node" in message and "no lowering for Tanh" in message
+    assert f"from aten.tanh.default at {__file__}:{LOWERING_GAP_LINE}" in message
