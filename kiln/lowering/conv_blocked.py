@@ -46,7 +46,7 @@ MAX_BLOCK = 8                      # output channels per block (accumulator vect
 FLAT_GAIN = 1.15                   # the flat form's lane use must beat the row form's by this
 
 
-class _Axis:
+class Axis:
     """One spatial axis: where tap k reads in xp (phase slot, offset) and xp's length."""
 
     def __init__(self, kernel: int, stride: int, dilation: int, begin: int, out: int,
@@ -99,8 +99,8 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
     C, H, W, M, Cg, KH, KW, OH, OW, pt, pl = dims
     if OH <= 0 or OW <= 0 or M % group or Cg * group != C:
         return None
-    ah = _Axis(KH, win.strides[0], win.dilations[0], pt, OH, H)
-    aw = _Axis(KW, win.strides[1], win.dilations[1], pl, OW, W)
+    ah = Axis(KH, win.strides[0], win.dilations[0], pt, OH, H)
+    aw = Axis(KW, win.strides[1], win.dilations[1], pl, OW, W)
     mr = _block_size(M // group)
     flat = _lane_use(OW * OH, OH * aw.length) > FLAT_GAIN * _lane_use(OW, OW)
     shape = (x.shape[0], Const(M), Const(OH), Const(OW))
@@ -110,7 +110,7 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
 
     def write(ctx, t, buffer):
         if "xp" not in state:
-            state["xp"] = _prepared_input(ctx, node, x, ah, aw, flat)
+            state["xp"] = prepared_input(ctx, node, x, ah, aw, flat)
             state["wp"] = _packed_weights(ctx, node, w, mr)
         return _nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
 
@@ -122,8 +122,9 @@ def _lane_use(useful: int, computed: int) -> float:
     return useful / (LANES * -(-computed // LANES))
 
 
-def _prepared_input(ctx, node, x: Tensor, ah: _Axis, aw: _Axis, flat: bool) -> Buffer:
-    """xp: x padded and split by stride phase (x itself when that changes nothing)."""
+def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool, pad=0.0) -> Buffer:
+    """xp: x padded (with `pad`) and split by stride phase (x itself when that changes
+    nothing)."""
     N, C = x.shape[0], x.shape[1]
     rows = ah.length + (1 if flat else 0)
     same = ah.phases == aw.phases == 1 and ah.stride == aw.stride == 1 and \
@@ -134,7 +135,7 @@ def _prepared_input(ctx, node, x: Tensor, ah: _Axis, aw: _Axis, flat: bool) -> B
         return b.view(ctx.fresh_name(f"{b.name}_phases"), (N, C, 1, 1, ah.size, aw.size),
                       (*b.strides[:2], 0, 0, *b.strides[2:]), b.offset)
     shape = (N, C, Const(ah.phases), Const(aw.phases), Const(rows), Const(aw.length))
-    buf = ctx.new_buffer(f"{node.outputs[0].name}_padded", shape, f32)
+    buf = ctx.new_buffer(f"{node.outputs[0].name}_padded", shape, x.dtype)
     stmts, padded = [], False
     n = ctx.fresh_var("n")
     for ph in range(ah.phases):
@@ -153,9 +154,9 @@ def _prepared_input(ctx, node, x: Tensor, ah: _Axis, aw: _Axis, flat: bool) -> B
     if padded:      # zeros first, then the copies over them
         c = ctx.fresh_var("c")
         stmts.insert(0, Loop(c, E.ZERO, C, loop_nest(
-            ctx, shape[2:], buf, lambda idx: [Store(buf, (n, c, *idx), E.const(0.0, f32))]),
+            ctx, shape[2:], buf, lambda idx: [Store(buf, (n, c, *idx), E.const(pad, x.dtype))]),
             LoopKind.PARALLEL))
-    ctx.emit(kernel(ctx.fresh_name("conv_input", kernel=True),
+    ctx.emit(kernel(ctx.fresh_name(f"{node.op.name.lower()}_input", kernel=True),
                     [Loop(n, E.ZERO, N, stmts)]))
     return buf
 

@@ -14,8 +14,9 @@ import math
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.window import make_window
-from ..loops.expr import Const, Expr, Reduce
+from ..loops.expr import Const, Expr, Load, Reduce
 from . import exprs as E
+from .conv_blocked import Axis, prepared_input
 from .conv_epilogue import anchored_in_memory
 from .reduce import count, into, lowest, reduction, temp
 from .registry import register
@@ -37,10 +38,49 @@ def _fold(combiner: str, init: Expr, ranges, body: Expr) -> Expr:
 
 # --- MaxPool --------------------------------------------------------------------------------
 
+def _phase_split(ctx, node, x: Tensor, sw: Sweep, pad: float):
+    """For a float32 2-D pool with static sizes: (xp, the taps) where xp is x padded with
+    `pad` and split by stride phase (conv_blocked.prepared_input), and each tap is a pair of
+    (phase, offset) per axis, so tap (kh, kw) of output (oh, ow) is
+    xp[n, c, ph, pw, oh + a, ow + b]: contiguous along ow, no bounds test. Else None."""
+    if x.dtype is not DType.float32 or x.rank != 4:
+        return None
+    dims = [*x.shape[2:], *sw.out, *sw.begin]
+    if not all(isinstance(d, Const) for d in dims):
+        return None
+    H, W, OH, OW, pt, pl = (d.value for d in dims)
+    if OH <= 0 or OW <= 0:
+        return None
+    w = sw.win
+    ah = Axis(w.kernel[0], w.strides[0], w.dilations[0], pt, OH, H)
+    aw = Axis(w.kernel[1], w.strides[1], w.dilations[1], pl, OW, W)
+    xp = prepared_input(ctx, node, x, ah, aw, False, pad)
+    return xp, [(th, tw) for th in ah.taps for tw in aw.taps]
+
+
+def _tap_loads(xp, taps, idx) -> list:
+    n, c, oh, ow = idx
+    return [Load(xp, (n, c, Const(ph), Const(pw), E.add(oh, a), E.add(ow, b)))
+            for (ph, a), (pw, b) in taps]
+
+
 @register(ops.MaxPool)
 def lower_max_pool(ctx, node, inputs):
-    x = inputs[0]
+    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
     sw = _sweep(ctx, node, x)
+    shape = (*x.shape[:2], *sw.out)
+    split = None if len(node.outputs) > 1 and node.outputs[1] is not None else \
+        _phase_split(ctx, node, x, sw, -math.inf)
+    if split is not None:
+        xp, taps = split
+
+        def at(idx):
+            loads = _tap_loads(xp, taps, idx)
+            y = loads[0]
+            for v in loads[1:]:
+                y = E.binary("max", y, v)
+            return y
+        return [Tensor(shape, x.dtype, at)]
     dt = compute_dtype(x.dtype)
     floor = lowest(dt)
     shape = (*x.shape[:2], *sw.out)
@@ -130,10 +170,21 @@ def _tap_count(ctx, sw: Sweep, outs, include_pad: bool, dt: DType) -> Expr:
 
 @register(ops.AveragePool)
 def lower_average_pool(ctx, node, inputs):
-    x = inputs[0]
+    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
     sw = _sweep(ctx, node, x)
     dt = compute_dtype(x.dtype)
     include_pad = bool(ctx.attrs(node).count_include_pad)
+    split = _phase_split(ctx, node, x, sw, 0.0)
+    if split is not None:
+        xp, taps = split
+
+        def at(idx):
+            loads = _tap_loads(xp, taps, idx)
+            total = loads[0]
+            for v in loads[1:]:
+                total = total + v
+            return total / _tap_count(ctx, sw, idx[2:], include_pad, dt)
+        return [Tensor((*x.shape[:2], *sw.out), x.dtype, at)]
 
     def at(idx):
         n, c, *outs = idx

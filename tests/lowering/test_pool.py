@@ -81,3 +81,28 @@ def test_global_pool(op, backend):
         attrs = {"p": 3} if op == "GlobalLpPool" and len(shape) == 4 else {}
         check_op(backend, op, [rand(shape, seed=8)], attrs, dims={0: ("n", *shape[1:])},
                  rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,attrs", POOL_CASES, ids=IDS)
+def test_max_pool_values_only(shape, attrs, backend):
+    """Y alone: a float32 2-D pool reads a padded, phase-split copy of x (contiguous taps)."""
+    prog = check_op(backend, "MaxPool", [rand(shape, seed=7)], attrs)
+    assert _reduces(prog) == (len(shape) != 4)
+
+
+def _reduces(prog) -> bool:
+    """Does any store of the program compute a Reduce (the plain windowed form)?"""
+    from kiln.loops.expr import Reduce, children
+    from kiln.loops.stmt import Store, walk
+
+    def has(e):
+        return isinstance(e, Reduce) or any(has(c) for c in children(e))
+    return any(has(s.value) for k in prog.kernels for s in walk(k.body) if isinstance(s, Store))
+
+
+def test_average_pool_reads_a_phase_split_copy(backend):
+    prog = check_op(backend, "AveragePool", [rand((1, 3, 11, 10), seed=8)],
+                    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
+                     "count_include_pad": 1}, rtol=1e-5, atol=1e-6)
+    assert any(k.name.startswith("averagepool_input") for k in prog.kernels)
+    assert not _reduces(prog)
