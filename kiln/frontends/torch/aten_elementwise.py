@@ -8,6 +8,8 @@ comparisons compute in the promoted dtype of their operands. A Python number ope
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ...errors import UnsupportedOpError
@@ -167,6 +169,41 @@ def fmod(cx, a, b, *_):
     return cx.b.Mod(cx.tensor(a, dtype), cx.tensor(b, dtype), fmod=1, name=cx.node.name)
 
 
+def trunc(cx, a, *_):
+    x = cx.tensor(a)
+    negative = cx.b.Less(x, cx.tensor(0, x.type.dtype), name=cx.name("neg"))
+    return cx.b.Where(negative, cx.b.Ceil(x, name=cx.name("ceil")),
+                      cx.b.Floor(x, name=cx.name("floor")), name=cx.node.name)
+
+
+def log_base(base: float):
+    def convert(cx, a, *_):
+        x = cx.tensor(a, cx.out_dtype())
+        return cx.b.Div(cx.b.Log(x, name=cx.name("ln")), cx.tensor(math.log(base), x.type.dtype),
+                        name=cx.node.name)
+    return convert
+
+
+def exp2(cx, a, *_):
+    x = cx.tensor(a, cx.out_dtype())
+    return cx.b.Pow(cx.tensor(2.0, x.type.dtype), x, name=cx.node.name)
+
+
+def atan2(cx, a, b, *_):
+    """atan(y / x), moved by +-pi where x < 0, and 0 where x = y = 0."""
+    dtype = cx.out_dtype()
+    y, x = cx.tensor(a, dtype), cx.tensor(b, dtype)
+    zero = cx.tensor(0, dtype)
+    r = cx.b.Atan(cx.b.Div(y, x, name=cx.name("ratio")), name=cx.name("atan"))
+    turn = cx.b.Where(cx.b.GreaterOrEqual(y, zero, name=cx.name("upper")),
+                      cx.tensor(math.pi, dtype), cx.tensor(-math.pi, dtype), name=cx.name("pi"))
+    r = cx.b.Where(cx.b.Less(x, zero, name=cx.name("left")),
+                   cx.b.Add(r, turn, name=cx.name("turned")), r, name=cx.name("quadrant"))
+    origin = cx.b.And(cx.b.Equal(x, zero, name=cx.name("x0")),
+                      cx.b.Equal(y, zero, name=cx.name("y0")), name=cx.name("origin"))
+    return cx.b.Where(origin, zero, r, name=cx.node.name)
+
+
 def rsqrt(cx, a, *_):
     s = cx.b.Sqrt(cx.tensor(a, cx.out_dtype()), name=cx.name("sqrt"))
     return cx.b.Reciprocal(s, name=cx.node.name)
@@ -309,7 +346,9 @@ CONVERTERS = {
     aten.rsub.Tensor: rsub, aten.rsub.Scalar: rsub,
     aten.div.Tensor_mode: div_mode, aten.div.Scalar_mode: div_mode,
     aten.remainder.Tensor: remainder, aten.remainder.Scalar: remainder,
-    aten.fmod.Tensor: fmod, aten.fmod.Scalar: fmod,
+    aten.fmod.Tensor: fmod, aten.fmod.Scalar: fmod, aten.trunc.default: trunc,
+    aten.log2.default: log_base(2), aten.log10.default: log_base(10), aten.exp2.default: exp2,
+    aten.atan2.default: atan2,
     aten.rsqrt.default: rsqrt, aten.silu.default: silu, aten.gelu.default: gelu,
     aten.leaky_relu.default: leaky_relu, aten.elu.default: elu,
     aten.hardtanh.default: hardtanh, aten.hardsigmoid.default: hardsigmoid,

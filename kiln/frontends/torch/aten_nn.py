@@ -110,9 +110,51 @@ def batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps, *_):
 
 def native_batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps, *_):
     if training or mean is None:
-        raise _unsupported(cx, "batch norm in training mode",
-                           "call model.eval() before exporting")
+        return batch_stats_norm(cx, x, weight, bias, eps)
     return batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps)
+
+
+def batch_stats_norm(cx, x, weight, bias, eps):
+    """Batch norm with the statistics of the batch itself (training mode, and instance norm,
+    which torch writes as batch norm without running stats): (y, mean, 1 / std) per channel.
+    Running statistics are not updated (kiln compiles inference)."""
+    xv = cx.tensor(x)
+    dtype = xv.type.dtype
+    rank = cx.rank(x)
+    channels = cx.fake(x).shape[1]
+    axes = cx.ints([0] + list(range(2, rank)))
+    mean = cx.b.ReduceMean(xv, axes, keepdims=1, name=cx.name("mean"))
+    diff = cx.b.Sub(xv, mean, name=cx.name("diff"))
+    var = cx.b.ReduceMean(cx.b.Mul(diff, diff, name=cx.name("sq")), axes, keepdims=1,
+                          name=cx.name("var"))
+    rstd = cx.b.Reciprocal(cx.b.Sqrt(cx.b.Add(var, cx.tensor(eps, dtype), name=cx.name("eps")),
+                                     name=cx.name("std")), name=cx.name("rstd"))
+    y = cx.b.Mul(diff, rstd, name=cx.name("normal"))
+    per_channel = cx.ints([-1] + [1] * (rank - 2))
+    if weight is not None:
+        y = cx.b.Mul(y, cx.b.Reshape(cx.tensor(weight), per_channel, name=cx.name("w")),
+                     name=cx.name("scaled"))
+    if bias is not None:
+        y = cx.b.Add(y, cx.b.Reshape(cx.tensor(bias), per_channel, name=cx.name("b")),
+                     name=cx.node.name)
+    flat = cx.ints([channels if isinstance(channels, int) else -1])
+    return (y, cx.b.Reshape(mean, flat, name=cx.name("mean_c")),
+            cx.b.Reshape(rstd, flat, name=cx.name("rstd_c")))
+
+
+def batch_norm_no_stats(cx, x, weight, bias, training, momentum, eps, *_):
+    return batch_stats_norm(cx, x, weight, bias, eps)
+
+
+def native_group_norm(cx, x, weight, bias, n, c, hxw, groups, eps, *_):
+    if _used_outputs(cx) - {0}:
+        raise _unsupported(cx, "the mean and rstd outputs of group_norm are not supported")
+    dtype = cx.dtype(x)
+    channels = [cx.fake(x).shape[1]]
+    y = cx.b.GroupNormalization(cx.tensor(x), _param_or(cx, weight, channels, 1, dtype),
+                                _param_or(cx, bias, channels, 0, dtype), num_groups=int(groups),
+                                epsilon=float(eps), name=cx.node.name)
+    return (y, None, None)
 
 
 def batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps, *_):
@@ -181,6 +223,35 @@ def adaptive_avg_pool(cx, x, output_size, *_):
     return cx.b.AveragePool(xv, kernel_shape=kernel, strides=kernel, name=cx.node.name)
 
 
+def upsample(mode: str, overload: str):
+    """upsample_nearest2d / upsample_bilinear2d: Resize to `output_size`, or by the scale
+    factors when given (torch then maps coordinates by 1 / scale, as ONNX's Resize does).
+    `.vec` takes (output_size | None, scale_factors | None); `.default` takes output_size and
+    scales_h, scales_w."""
+    def convert(cx, x, output_size, *rest):
+        align_corners = rest[0] if mode == "linear" else None
+        rest = rest[1:] if mode == "linear" else rest
+        if overload == "vec":
+            scale_factors = rest[0]
+        else:
+            scale_factors = list(rest[:2]) if all(r is not None for r in rest[:2]) else None
+            output_size = None if scale_factors else output_size
+        xv = cx.tensor(x)
+        if mode == "nearest":
+            attrs = dict(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        else:
+            attrs = dict(coordinate_transformation_mode="align_corners" if align_corners
+                         else "half_pixel")
+        if output_size is not None:
+            lead = cx.b.Shape(xv, start=0, end=2, name=cx.name("nc"))
+            sizes = cx.b.Concat(lead, cx.sizes(output_size), axis=0, name=cx.name("sizes"))
+            return cx.b.Resize(xv, None, None, sizes, mode=mode, **attrs, name=cx.node.name)
+        scales = cx.const(np.asarray([1, 1] + [float(f) for f in scale_factors], np.float32),
+                          "scales")
+        return cx.b.Resize(xv, None, scales, mode=mode, **attrs, name=cx.node.name)
+    return convert
+
+
 # --- attention -----------------------------------------------------------------------------
 
 def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -233,6 +304,12 @@ CONVERTERS = {
     aten.native_batch_norm.default: native_batch_norm,
     aten._native_batch_norm_legit.default: native_batch_norm,
     aten.batch_norm.default: batch_norm,
+    aten._native_batch_norm_legit.no_stats: batch_norm_no_stats,
+    aten.native_group_norm.default: native_group_norm,
+    aten.upsample_nearest2d.vec: upsample("nearest", "vec"),
+    aten.upsample_bilinear2d.vec: upsample("linear", "vec"),
+    aten.upsample_nearest2d.default: upsample("nearest", "default"),
+    aten.upsample_bilinear2d.default: upsample("linear", "default"),
     aten._softmax.default: softmax("Softmax"), aten._log_softmax.default: softmax("LogSoftmax"),
     aten.softmax.int: softmax("Softmax"), aten.log_softmax.int: softmax("LogSoftmax"),
     aten.max_pool2d_with_indices.default: max_pool_with_indices,

@@ -1,5 +1,5 @@
-"""Views and data movement: view/reshape, permute, expand, squeeze, cat, slice, select, index,
-split, repeat, pad, embedding; and the SymInt arithmetic that computes sizes (sym_size,
+"""Views and data movement: view/reshape, permute, expand, squeeze, cat, slice, split, repeat,
+pad, flip, cumsum, topk; and the SymInt arithmetic that computes sizes (sym_size,
 operator.mul, ...), each SymInt an i64[1] tensor.
 
 A reshape to sizes with symbols is emitted as Reshape with 0 ("keep this input dim") wherever the
@@ -143,39 +143,6 @@ def slice_(cx, src, dim=0, start=None, end=None, step=1, *_):
                       cx.ints([step]), name=cx.node.name)
 
 
-def select(cx, src, dim, index, *_):
-    rank = cx.rank(src)
-    idx = cx.scalar_of_size(index)
-    return cx.b.Gather(cx.tensor(src), idx, axis=_axis(dim, rank), name=cx.node.name)
-
-
-def index(cx, src, indices, *_):
-    """x[i] with index tensors: one index (Gather), or several on the leading dims (GatherND)."""
-    present = [i for i, t in enumerate(indices) if t is not None]
-    if any(cx.fake(indices[i]).dtype == torch.bool for i in present):
-        raise UnsupportedOpError(f"node '{cx.node.name}': boolean mask indexing gives a "
-                                 f"data-dependent shape", ops=[str(cx.node.target)],
-                                 hint="use torch.where(mask, x, other) instead")
-    x = cx.tensor(src)
-    if len(present) == 1:
-        return cx.b.Gather(x, cx.tensor(indices[present[0]]), axis=present[0],
-                           name=cx.node.name)
-    if present != list(range(len(present))):
-        raise UnsupportedOpError(f"node '{cx.node.name}': several index tensors are supported "
-                                 f"on the leading dims only", ops=[str(cx.node.target)])
-    idx = [cx.tensor(indices[i], DType.int64) for i in present]
-    common = idx[0]
-    for other in idx[1:]:             # the broadcast shape of all indices
-        common = cx.b.Add(common, cx.b.Mul(other, cx.tensor(0, DType.int64),
-                                           name=cx.name("zero")), name=cx.name("bshape"))
-    shape = cx.b.Shape(common, name=cx.name("shape"))
-    last = cx.ints([-1])
-    cols = [cx.b.Unsqueeze(cx.b.Expand(i, shape, name=cx.name("expand")), last,
-                           name=cx.name("col")) for i in idx]
-    stacked = cx.b.Concat(*cols, axis=-1, name=cx.name("stack"))
-    return cx.b.GatherND(x, stacked, name=cx.node.name)
-
-
 def split_with_sizes(cx, src, sizes, dim=0, *_):
     rank = cx.rank(src)
     outs = cx.b.Split(cx.tensor(src), cx.ints(sizes), axis=_axis(dim, rank),
@@ -232,11 +199,6 @@ def flip(cx, src, dims, *_):
                       cx.ints([-1] * n), name=cx.node.name)
 
 
-def index_select(cx, src, dim, indices, *_):
-    return cx.b.Gather(cx.tensor(src), cx.tensor(indices), axis=_axis(dim, cx.rank(src)),
-                       name=cx.node.name)
-
-
 def cumsum(cx, src, dim, *_):
     x = cx.tensor(src, cx.out_dtype())
     return cx.b.CumSum(x, cx.const(np.asarray(_axis(dim, cx.rank(src)), np.int64), "axis"),
@@ -248,10 +210,6 @@ def topk(cx, src, k, dim=-1, largest=True, sorted=True, *_):
                                 largest=int(bool(largest)), sorted=1,
                                 outputs=[cx.node.name, f"{cx.node.name}_indices"])
     return (values, indices)
-
-
-def embedding(cx, weight, indices, *_):
-    return cx.b.Gather(cx.tensor(weight), cx.tensor(indices), axis=0, name=cx.node.name)
 
 
 # --- SymInts -------------------------------------------------------------------------------
@@ -291,11 +249,10 @@ CONVERTERS = {
     aten.permute.default: permute, aten.transpose.int: transpose, aten.t.default: t,
     aten.unsqueeze.default: unsqueeze, aten.squeeze.dim: squeeze, aten.squeeze.dims: squeeze,
     aten.squeeze.default: squeeze, aten.expand.default: expand, aten.cat.default: cat,
-    aten.slice.Tensor: slice_, aten.select.int: select, aten.index.Tensor: index,
+    aten.slice.Tensor: slice_,
     aten.split_with_sizes.default: split_with_sizes, aten.split.Tensor: split,
     aten.unbind.int: unbind, aten.repeat.default: repeat,
-    aten.constant_pad_nd.default: constant_pad_nd, aten.embedding.default: embedding,
-    aten.flip.default: flip, aten.index_select.default: index_select,
+    aten.constant_pad_nd.default: constant_pad_nd, aten.flip.default: flip,
     aten.cumsum.default: cumsum, aten.topk.default: topk,
     aten.sym_size.int: sym_size,
     operator.mul: sym_arith("Mul"), operator.add: sym_arith("Add"),

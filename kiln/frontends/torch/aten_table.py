@@ -2,7 +2,8 @@
 converts, mapped to its converter. One module per op family holds the converters:
 
     aten_elementwise.py  arithmetic, comparisons, logic, math functions, where, clamp, casts
-    aten_shape.py        views, movement, indexing, split/cat, SymInt arithmetic
+    aten_shape.py        views, movement, split/cat, pad, SymInt arithmetic
+    aten_index.py        select, index, gather, embedding, scatter and index_put
     aten_nn.py           convolution, matmul family, norms, softmax, pooling, attention
     aten_reduce.py       reductions and tensor creation
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import torch
 
-from . import aten_elementwise, aten_nn, aten_reduce, aten_shape
+from . import aten_elementwise, aten_index, aten_nn, aten_reduce, aten_shape
 
 aten = torch.ops.aten
 
 ATEN_CONVERTERS = {
     **aten_elementwise.CONVERTERS,
     **aten_shape.CONVERTERS,
+    **aten_index.CONVERTERS,
     **aten_nn.CONVERTERS,
     **aten_reduce.CONVERTERS,
 }

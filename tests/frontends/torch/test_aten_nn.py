@@ -16,7 +16,7 @@ W = {
     "dw": torch.randn(6, 1, 3, 3) * 0.3, "convt": torch.randn(3, 2, 3, 3) * 0.3,
     "lin": torch.randn(8, 5) * 0.3, "lin_b": torch.randn(8),
     "bn_mean": torch.randn(3), "bn_var": torch.rand(3) + 0.5, "bn_w": torch.randn(3),
-    "bn_b": torch.randn(3), "ln_w": torch.randn(5), "ln_b": torch.randn(5),
+    "bn_b": torch.randn(3), "gn_w": torch.randn(6), "gn_b": torch.randn(6), "ln_w": torch.randn(5), "ln_b": torch.randn(5),
 }
 
 CASES = {
@@ -57,6 +57,19 @@ CASES = {
         q, k, v, attn_mask=mask),
     "sdpa_float_mask": lambda img, s, q, k, v, mask: F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask.float() * -3.0, scale=0.3),
+    "group_norm": lambda img, s, q, k, v, mask: F.group_norm(img.repeat(1, 2, 1, 1), 3,
+                                                             W["gn_w"], W["gn_b"]),
+    "group_norm_plain": lambda img, s, q, k, v, mask: F.group_norm(img, 1),
+    "instance_norm": lambda img, s, q, k, v, mask: F.instance_norm(img, weight=W["bn_w"],
+                                                                   bias=W["bn_b"]),
+    "upsample_nearest": lambda img, s, q, k, v, mask: F.interpolate(img, scale_factor=2),
+    "upsample_nearest_size": lambda img, s, q, k, v, mask: F.interpolate(img, size=(12, 5)),
+    "upsample_bilinear": lambda img, s, q, k, v, mask: F.interpolate(
+        img, scale_factor=2, mode="bilinear"),
+    "upsample_bilinear_size": lambda img, s, q, k, v, mask: F.interpolate(
+        img, size=(5, 11), mode="bilinear"),
+    "upsample_bilinear_corners": lambda img, s, q, k, v, mask: F.interpolate(
+        img, size=(13, 6), mode="bilinear", align_corners=True),
     "silu": lambda img, s, q, k, v, mask: F.silu(s),
     "hardswish": lambda img, s, q, k, v, mask: F.hardswish(s * 4),
     "softplus": lambda img, s, q, k, v, mask: F.softplus(s * 10, beta=2, threshold=5),
