@@ -398,3 +398,31 @@ def test_fed_trip_count_of_scan_outputs_is_specialized():
         for k, (g, w) in enumerate(zip(model.run(feeds), interpret(b.graph, feeds))):
             assert_same(g, w, 1e-6, 1e-6, f"output {k}")
     model.close()
+
+
+def test_parallel_nests_inside_bodies_read_the_iteration(backend):
+    """Bodies big enough for parallel loops: the outlined loop bodies get the scan position
+    (the slice read at it, the output written at T-1-it) and the loop's iteration number."""
+    if backend == "loops":
+        pytest.skip("too large for the Loop IR interpreter; the small forms are tested above")
+    b = GraphBuilder("main")
+    s0 = b.input("s0", tensor(f32, 190, 190))
+    x = b.input("x", tensor(f32, 3, 190, 190))
+    body = GraphBuilder("body", parent=b.graph)
+    s = body.input("s", tensor(f32, 190, 190))
+    xt = body.input("xt", tensor(f32, 190, 190))
+    s_next = body.Add(s, body.Mul(xt, body.constant(np.float32(0.5))))
+    body.output(s_next, body.Sigmoid(s_next))
+    sf, outs = b.Scan(s0, x, body=body.graph, num_scan_inputs=1, scan_output_directions=[1],
+                      outputs=2)
+    loop_body = GraphBuilder("loop", parent=b.graph)
+    i = loop_body.input("i", tensor(i64))
+    c = loop_body.input("c", tensor(boolean))
+    y = loop_body.input("y", tensor(f32, 190, 190))
+    y_next = loop_body.Add(loop_body.Mul(y, loop_body.Cast(i, to=f32)), sf)
+    loop_body.output(c, y_next)
+    yf = b.Loop(b.constant(np.array(3, np.int64)), None, s0, body=loop_body.graph, outputs=1)
+    b.output(sf, outs, yf)
+    check_graph(backend, b.graph, {"s0": rand((190, 190), seed=1), "x": rand((3, 190, 190),
+                                                                              seed=2)},
+                rtol=1e-5, atol=1e-5)
