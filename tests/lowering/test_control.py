@@ -364,7 +364,10 @@ def test_compiled_through_the_pass_pipeline():
     from .harness import assert_same
     cases = [(_if_graph(nested=True), {"c": np.array(True), "c2": np.array(False),
                                        "x": rand((3, 7), seed=1), "w": rand(7, seed=2)}),
-             (_loop_scan_graph(7), {"x": rand((9, 3), seed=3), "y0": rand(3, seed=4)})]
+             (_loop_scan_graph(7), {"x": rand((9, 3), seed=3), "y0": rand(3, seed=4)}),
+             (_loop_scan_stops_early_graph(False), {"limit": np.array(40.0, np.float32),
+                                                    "cond": np.array(True),
+                                                    "y0": rand(3, seed=5, low=0, high=1)})]
     for graph, feeds in cases:
         want = interpret(graph, feeds)
         got = kiln.compile(copy_graph(graph), opt_level=2).run(feeds)
