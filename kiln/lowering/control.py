@@ -326,6 +326,12 @@ def lower_scan(ctx, node: Node, inputs):
     inits, scanned = inputs[:n], inputs[n:]
     axes = [ax % x.rank if x.rank else 0 for ax, x in zip(in_axes, scanned)]
     length = scanned[0].shape[axes[0]]
+    for i, (x, ax) in enumerate(zip(scanned, axes)):
+        if not E.same(x.shape[ax], length):
+            ctx.fail(node, f"scan input {i} has length {shape_text([x.shape[ax]])[1:-1]} and "
+                           f"scan input 0 {shape_text([length])[1:-1]}: they must be equal, and "
+                           "the back end cannot tell that they are",
+                     hint="give the scanned axes the same size or symbolic name")
     it = ctx.fresh_var("it")
     back = E.sub(E.sub(length, 1), it)
 

@@ -110,6 +110,11 @@ def lower_recurrent(ctx, node, inputs):
     seq, batch = (x.shape[1], x.shape[0]) if a.layout else (x.shape[0], x.shape[1])
     size_in, hidden = x.shape[2], r.shape[2]
     gh = E.mul(gates, hidden)
+    state = (batch, Const(nd), hidden) if a.layout else (Const(nd), batch, hidden)
+    _check_dims(ctx, node, [("W", w, (Const(nd), gh, size_in)), ("R", r, (Const(nd), gh, hidden)),
+                            ("B", bias, (Const(nd), E.mul(2, gh))),
+                            ("sequence_lens", lens, (batch,)), ("initial_h", h0, state),
+                            ("initial_c", c0, state), ("P", peep, (Const(nd), E.mul(3, hidden)))])
 
     def xs(t, b, i):
         return widen(x.at((b, t, i) if a.layout else (t, b, i)))
@@ -385,6 +390,19 @@ def _big(work) -> bool:
     """Enough multiply-adds to be worth splitting across threads (any symbolic size is)."""
     work = E.fold(work)
     return not isinstance(work, Const) or work.value >= PARALLEL_MIN_WORK
+
+
+def _check_dims(ctx, node, operands) -> None:
+    """Each present operand has the expected dims (static ones are checked by type inference;
+    this catches symbolic sizes that may differ at run time, which would read out of bounds)."""
+    for name, t, want in operands:
+        if t is None:
+            continue
+        if t.rank != len(want) or not all(E.same(d, e) for d, e in zip(t.shape, want)):
+            ctx.fail(node, f"{name} has dims {list(t.shape)}, expected {list(want)}; the back "
+                           "end must know they agree",
+                     hint="give the batch, sequence and size axes the same sizes or symbolic "
+                          "names in every input")
 
 
 def _output(ctx, node, k: int, shape, dtype):

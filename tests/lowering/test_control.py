@@ -429,3 +429,16 @@ def test_parallel_nests_inside_bodies_read_the_iteration(backend):
     check_graph(backend, b.graph, {"s0": rand((190, 190), seed=1), "x": rand((3, 190, 190),
                                                                               seed=2)},
                 rtol=1e-5, atol=1e-5)
+
+
+def test_scan_inputs_of_lengths_not_known_equal_are_an_error():
+    b = GraphBuilder("main")
+    x = b.input("x", tensor(f32, "t", 2))
+    y = b.input("y", tensor(f32, "u", 2))
+    body = GraphBuilder("body", parent=b.graph)
+    xt = body.input("xt", tensor(f32, 2))
+    yt = body.input("yt", tensor(f32, 2))
+    body.output(body.Add(xt, yt))
+    b.output(b.Scan(x, y, body=body.graph, num_scan_inputs=2, outputs=1))
+    with pytest.raises(LoweringError, match="scan input 1 has length u"):
+        lower_graph(b.graph)

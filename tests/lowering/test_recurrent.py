@@ -134,3 +134,17 @@ def test_fed_weights_and_more_than_one_column_block(backend, op):
     if native:
         graph, feeds = _graph(op, seq=3, batch=5, size=6, hidden=70, seed=9)
         check_graph(backend, graph, feeds, rtol=1e-5, atol=1e-5)
+
+
+def test_states_whose_batch_may_differ_from_x_are_an_error():
+    from kiln.errors import LoweringError
+    from kiln.lowering import lower_graph
+    b = GraphBuilder("lstm")
+    x = b.input("x", TensorType(DType.float32, (4, "batch", 3)))
+    h0 = b.input("h0", TensorType(DType.float32, (1, "other", 2)))
+    w = b.constant(rand((1, 8, 3), seed=1), "w")
+    r = b.constant(rand((1, 8, 2), seed=2), "r")
+    outs = b.add(get_op("LSTM"), [x, w, r, None, None, h0], {"hidden_size": 2}, outputs=3)
+    b.output(*outs)
+    with pytest.raises(LoweringError, match="initial_h has dims"):
+        lower_graph(b.graph)
