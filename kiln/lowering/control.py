@@ -19,10 +19,11 @@ values of enclosing graphs directly (their Tensors are already in the context).
   fixes). When the condition may end the loop early (computed by the body, or fed), the scans'
   length is a size computed at run time (`computed_size`, docs/dynamic_shapes.md): the kernel
   counts the trips that ran into its count buffer, and M bounds it.
-  A Loop without M (a while loop) has no native lowering, and Loop IR has no early exit: once
-  the condition is false the remaining trips only test it, so a constant M above
-  MAX_GUARDED_TRIPS with a computed condition (M = 2^63 - 1 encodes a while loop) is refused
-  rather than left to spin; a fed M costs at most M such tests. When the body needs its
+  Loop IR has no early exit: a loop that may stop early (its condition computed by the body,
+  or fed) runs its trips as a nest of loops of at most LEVEL trips each, every level guarded by
+  the condition (`guarded_trips`), so after the condition turns false each level ends within
+  LEVEL tests. That makes a while loop (no M, or M = 2^63 - 1) cost microseconds past its end.
+  When the body needs its
   iteration number as a compile-time value (a Slice at it) and M is known and at most
   MAX_UNROLL, the loop is unrolled instead, each copy lowered with its own shapes.
 * Scan: `for it in 0..T: [body on slices at it (or T-1-it, reversed); write outputs]`, T the
@@ -48,7 +49,9 @@ from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
 
 ZERO = Const(0)
 MAX_UNROLL = 64       # a Loop whose body needs its iteration number statically is unrolled
-MAX_GUARDED_TRIPS = 1 << 24   # trips of a loop that may stop early (each later trip a test)
+MAX_SCAN_BOUND = 1 << 24      # largest M bounding scan outputs whose length is computed
+LEVEL = 1 << 12               # trips per level of the nest running a loop that may stop early
+INT64_MAX = 2 ** 63 - 1       # the bound of a while loop (no M)
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -174,11 +177,13 @@ def lower_loop(ctx, node: Node, inputs):
     m_t, cond_t, inits = inputs[0], inputs[1], inputs[2:]
     n = len(inits)
     k = len(body.outputs) - 1 - n
-    if m_t is None:
-        ctx.fail(node, "a Loop without a trip count M (a while loop) has no native lowering",
-                 hint="give the Loop a trip count M (an upper bound), or run the model with the "
-                      "interpreter")
-    m = E.fold(E.cast(scalar_at(m_t), DType.int64))
+    if m_t is None and cond_t is None:
+        ctx.fail(node, "the Loop has neither a trip count M nor a condition: it never ends",
+                 hint="give the node a trip count M or a condition input")
+    if m_t is None and k:
+        ctx.fail(node, "a while loop (no trip count M) with scan outputs: nothing bounds their "
+                       "length", hint="give the Loop a trip count M (an upper bound)")
+    m = Const(INT64_MAX) if m_t is None else E.fold(E.cast(scalar_at(m_t), DType.int64))
     cond0 = Const(True, DType.bool) if cond_t is None else E.fold(scalar_at(cond_t))
     if isinstance(cond0, Const) and not cond0.value:
         m = ZERO                                        # never runs
@@ -189,6 +194,9 @@ def lower_loop(ctx, node: Node, inputs):
     if k and cond_t is not None and not (isinstance(cond0, Const) and
                                          _condition_passes_through(body)):
         # the scans' length is the number of trips run: a size computed at run time
+        if trips.value > MAX_SCAN_BOUND:
+            ctx.fail(node, f"the scan outputs' length is bounded only by M = {trips.value}, too "
+                           "large to allocate", hint="give the Loop a real upper bound as M")
         counted = computed_size(ctx, node, "trips", trips)
     args = (ctx, node, inits, m, cond0, cond_t is not None, trips, counted)
     try:
@@ -252,13 +260,6 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, c
                                "only known when the loop runs",
                          hint="run the model with the interpreter, or make the body return its "
                               "condition input unchanged")
-            if not keeps_going and trips is not None and trips.value > MAX_GUARDED_TRIPS:
-                ctx.fail(node, f"the loop may stop early on its condition but M is {trips.value}: "
-                               "native code has no early exit (it counts every trip, skipping "
-                               f"the body once the condition is false), so M must be at most "
-                               f"{MAX_GUARDED_TRIPS}",
-                         hint="give the Loop a real upper bound as M, or run the model with the "
-                              "interpreter")
             if not scan_bufs:
                 length = trips if counted is None else counted[0]
                 scan_bufs = [output_buffer(ctx, node, n + j, (length, *t.shape), t.dtype)
@@ -279,15 +280,53 @@ def _lower_loop(ctx, node: Node, inits: list, m, cond0, has_cond: bool, trips, c
                 post.append(Store(counted[1], (ZERO,), ran))
             step = ([] if unroll else [Store(iter_buf, (), it)]) + \
                 statements(kernels[first:]) + post
-            if has_cond and not (keeps_going and isinstance(cond0, Const)):
+            guarded = has_cond and not (keeps_going and isinstance(cond0, Const))
+            if guarded:
                 step = [If(Load(cond_buf, ()), step)]
             steps += step
     if unroll:
         body_stmts = pre + steps
+    elif guarded:
+        body_stmts = pre + [guarded_trips(ctx, it, trips if trips is not None else m, steps,
+                                          Load(cond_buf, ()))]
     else:
         body_stmts = pre + [Loop(it, ZERO, trips if trips is not None else m, steps)]
     ctx.emit(kernel(ctx.fresh_name("loop", kernel=True), body_stmts))
     return [Tensor.of(b) for b in states + scan_bufs]
+
+
+def guarded_trips(ctx, it, m, step: list, cond):
+    """`for it in 0..m: step` (step tests `cond` itself) for a loop that may stop early: Loop IR
+    has no early exit, so the trips are a nest of loops of at most LEVEL trips each whose every
+    level runs its body only while `cond` holds. Once it is false, each level ends with a test
+    per remaining trip of its own (at most LEVEL), not one per remaining trip up to m (which
+    may be 2^63 - 1, a while loop)."""
+    bound = m.value if isinstance(m, Const) else INT64_MAX
+    levels = 1
+    while LEVEL ** levels < bound:
+        levels += 1
+    if levels == 1:
+        return Loop(it, ZERO, m, step)
+    outer = [ctx.fresh_var("chunk") for _ in range(levels - 1)]
+    spans = [LEVEL ** (levels - 1 - k) for k in range(levels - 1)]
+
+    def trips_from(base, span):
+        """min(LEVEL, ceil((m - base) / span)), without overflow near 2^63."""
+        left = E.sub(m, base)
+        return E.minimum(Const(LEVEL), E.add(E.floordiv(E.sub(left, 1), span), 1))
+
+    bases = []
+    base = ZERO
+    for v, span in zip(outer, spans):
+        base = E.add(base, E.mul(v, span))
+        bases.append(base)
+    loop = Loop(it, base, E.add(base, E.minimum(Const(LEVEL), E.sub(m, base))), step)
+    for k in range(levels - 2, -1, -1):
+        previous = bases[k - 1] if k else ZERO
+        stop = E.add(E.floordiv(E.sub(m, 1), spans[0]), 1) if k == 0 else \
+            trips_from(previous, spans[k])
+        loop = Loop(outer[k], ZERO, stop, [If(cond, [loop])])
+    return loop
 
 
 def forget_values(ctx, graph: Graph) -> None:

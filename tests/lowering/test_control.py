@@ -276,22 +276,54 @@ def test_loop_errors():
     body.input("i", tensor(i64))
     bc = body.input("c", tensor(boolean))
     y = body.input("y", tensor(f32, 2))
-    body.output(bc, body.Concat(y, y, axis=0))
-    b.output(b.Loop(None, c, y0, body=body.graph, outputs=1))
-    with pytest.raises(LoweringError, match="while loop"):
+    body.output(bc, y, y)
+    b.output(*b.Loop(None, c, y0, body=body.graph, outputs=2))
+    with pytest.raises(LoweringError, match="nothing bounds their length"):
         lower_graph(b.graph)
 
+
+def _while_graph(m):
+    """Doubles y while sum(y) < limit: a while loop (M absent, or the bound 2^63 - 1, or fed)."""
+    b = GraphBuilder("main")
+    y0 = b.input("y0", tensor(f32, 2))
+    limit = b.input("limit", tensor(f32))
+    trips = b.input("m", tensor(i64)) if m == "fed" else \
+        None if m is None else b.constant(np.array(m, np.int64))
+    body = GraphBuilder("body", parent=b.graph)
+    i = body.input("i", tensor(i64))
+    body.input("c", tensor(boolean))
+    y = body.input("y", tensor(f32, 2))
+    k = body.input("k", tensor(i64))
+    y2 = body.Add(y, y)
+    body.output(body.Less(body.ReduceSum(y2, keepdims=0), limit), y2, body.Add(k, i))
+    go = b.Less(b.ReduceSum(y0, keepdims=0), limit)
+    b.output(*b.Loop(trips, go, y0, b.constant(np.array(0, np.int64)), body=body.graph,
+                     outputs=2))
+    return b.graph
+
+
+@pytest.mark.parametrize("m", [None, 2 ** 63 - 1, 5000, "fed"])
+def test_while_loops_end_soon_after_their_condition(backend, m):
+    """Loop IR has no early exit: the trips run as a guarded nest (a few thousand tests past
+    the end at most, not 2^63)."""
+    graph = _while_graph(m)
+    for limit in (1e3, 1e6, 0.5):
+        feeds = {"y0": np.array([0.75, 0.5], np.float32), "limit": np.array(limit, np.float32)}
+        if m == "fed":
+            feeds["m"] = np.array(2 ** 62)
+        check_graph(backend, graph, feeds)
+
+
+def test_loop_without_trip_count_or_condition_is_an_error():
     b = GraphBuilder("main")
     y0 = b.input("y0", tensor(f32, 2))
     body = GraphBuilder("body", parent=b.graph)
     body.input("i", tensor(i64))
-    body.input("c", tensor(boolean))
+    bc = body.input("c", tensor(boolean))
     y = body.input("y", tensor(f32, 2))
-    y2 = body.Add(y, y)
-    body.output(body.Less(body.ReduceSum(y2, keepdims=0), body.constant(np.float32(100))), y2)
-    b.output(b.Loop(b.constant(np.array(2 ** 63 - 1, np.int64)), b.constant(np.array(True)), y0,
-                    body=body.graph, outputs=1))
-    with pytest.raises(LoweringError, match="no early exit"):
+    body.output(bc, y)
+    b.output(b.Loop(None, None, y0, body=body.graph, outputs=1))
+    with pytest.raises(LoweringError, match="never ends"):
         lower_graph(b.graph)
 
 
