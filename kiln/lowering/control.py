@@ -50,7 +50,7 @@ from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
 ZERO = Const(0)
 MAX_UNROLL = 64       # a Loop whose body needs its iteration number statically is unrolled
 MAX_SCAN_BOUND = 1 << 24      # largest M bounding scan outputs whose length is computed
-LEVEL = 1 << 12               # trips per level of the nest running a loop that may stop early
+LEVEL = 1 << 8                # trips per level of the nest running a loop that may stop early
 INT64_MAX = 2 ** 63 - 1       # the bound of a while loop (no M)
 
 
