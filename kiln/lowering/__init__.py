@@ -105,6 +105,7 @@ from . import flex_attention  # noqa: F401
 from . import losses  # noqa: F401
 from . import rotary  # noqa: F401
 from . import sequence_mixers  # noqa: F401
+from . import attention  # noqa: F401
 from .context import LowerContext
 from .graph import lower_graph
 from .registry import LOWERINGS, Lowering, lowering_for, register

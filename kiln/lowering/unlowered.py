@@ -7,13 +7,10 @@ an op without a lowering must be listed here, and an op that gains a lowering mu
 """
 
 _STRINGS = "works on strings, and the native back end has no string type"
-_TODO = "no native lowering yet (runs with the interpreter)"
 
 UNLOWERED: dict[str, str] = {
     "StringConcat": _STRINGS,
     "StringSplit": _STRINGS,
     "RegexFullMatch": _STRINGS + " (nor a regular expression engine)",
     "StringNormalizer": _STRINGS,
-    "Attention": _TODO + "; ONNX models reach the native back end through its ONNX function "
-                 "body (kiln.runtime.needs_expansion), whose ops lower",
 }
