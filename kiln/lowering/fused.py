@@ -10,8 +10,8 @@ A group that starts with a matrix product (kiln/lowering/gemm_tensor.py) is writ
 with the rest of the group as its epilogue. When the product flows into an op that is not
 elementwise, the product and the elementwise ops before it are written first, by the GEMM, into
 a temporary that the op then reads: both nests are statements of the group's one kernel. (A
-Softmax/LayerNorm over a short static row instead keeps computing each row of the product once
-into its own row cache: `caches_costly_rows`.) A body holding a chain of products
+Softmax/LayerNorm over a short static row of a small product instead computes each row of the
+product once into its own row cache: `caches_costly_rows`.) A body holding a chain of products
 (kiln/lowering/gemm_chain.py) runs as one kernel over tiles of rows.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 from ..ir import ops
 from ..ir.opdef import FusionKind
 from ..loops.buffer import BufferKind
+from ..loops.expr import Const
 from .gemm_chain import chain_stages, lower_chain
 from .normalization import caches_costly_rows
 from .gemm_tensor import epilogue_of, gemm_info, write_with_epilogue, written_by_gemm
@@ -27,6 +28,9 @@ from .registry import register
 from .tensor import Tensor, store_all
 
 ELEMENTWISE = (FusionKind.ELEMENTWISE, FusionKind.BROADCAST)
+# The row cache computes each row of the product with one vector accumulator per 16 columns
+# (latency-bound); past this many K x N elements the GEMM into a temporary wins.
+ROW_CACHE_PRODUCT = 4096
 
 
 @register(ops.Fused)
@@ -42,7 +46,8 @@ def lower_fused(ctx, node, inputs):
         return lower_chain(ctx, node, stages)
     info, before = None, []
     for n in body.nodes:
-        if info is not None and n.op.kind not in ELEMENTWISE and not caches_costly_rows(n):
+        if info is not None and n.op.kind not in ELEMENTWISE and \
+                not (caches_costly_rows(n) and _small(info)):
             before += _write_product_first(ctx, n, info)
         lower_node(ctx, n, materialize=False)
         if n.op in (ops.MatMul, ops.Gemm) and info is None:
@@ -59,6 +64,13 @@ def lower_fused(ctx, node, inputs):
     outs[0] = Tensor(first.shape, first.dtype, first.at,
                      write=lambda c, buf: [*before, *write(c, buf)])
     return outs
+
+
+def _small(info) -> bool:
+    """A product small enough (K x N below ROW_CACHE_PRODUCT) that a row normalization's row
+    cache computing it row by row costs less than the GEMM's temporary."""
+    k, n = info.spec.k, info.spec.n
+    return isinstance(k, Const) and isinstance(n, Const) and k.value * n.value < ROW_CACHE_PRODUCT
 
 
 def _write_product_first(ctx, n, info) -> list:

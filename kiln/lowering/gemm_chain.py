@@ -145,9 +145,9 @@ def lower_chain(ctx, node, stages: list) -> list:
     for s in stages:
         info = gemm_info(ctx.tensor(s.gemm.outputs[0]))
         found = None if info is None else epilogue_of(ctx, ctx.tensor(s.product_end), info)
-        if found is None:      # not the shape the stage rule promised: compose plainly
+        if found is None or found[3]:   # not what the stage rule promised: compose plainly
             return [ctx.tensor(v) for v in node.attrs["body"].outputs]
-        epilogues.append((info, found))
+        epilogues.append((info, found[:3]))
     final = ctx.tensor(stages[-1].result)
     out = Tensor(final.shape, final.dtype, final.at)
     out.write = lambda c, buffer: chain_statements(c, stages, epilogues, buffer)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.dtypes import DType
-from ..loops.expr import Expr, Reduce, Var, children, substitute
-from ..loops.stmt import Store
+from ..loops.expr import Binary, Expr, Reduce, Var, children, substitute
+from ..loops.stmt import If, Store
 from . import exprs as E
 from .gemm import GemmSpec, gemm_statements
 from .tensor import Tensor, store_all
@@ -71,39 +71,57 @@ def _reduces_of(e: Expr, info: GemmInfo, out: list, seen: set) -> None:
 
 def epilogue_of(ctx, t: Tensor, info: GemmInfo):
     """(index Vars, acc Var, the element expression of t with the product's value at the
-    element replaced by acc), or None when t reads the product elsewhere than at its own
-    element or not at all."""
+    element replaced by acc, checks), or None when t reads the product elsewhere than at its
+    own element or not at all.
+
+    Where t's size and the product's are spelled differently (a symbolic size and a broadcast
+    of it with another spelling of the same size), t reads the product clamped, min(i, m - 1),
+    which is the element itself when the sizes are equal: `checks` lists the (t's size,
+    product's size) pairs that must be equal at run time for the epilogue to hold."""
     nb = len(info.spec.batch)
-    if t.rank != nb + 2 or not all(E.same(a, b) for a, b in
-                                   zip(t.shape, (*info.spec.batch, info.spec.m, info.spec.n))):
+    if t.rank != nb + 2:
         return None
+    product = (*info.spec.batch, info.spec.m, info.spec.n)
+    checks = [(a, b) for a, b in zip(t.shape, product) if not E.same(a, b) and not E.is_const(b, 1)]
     idx = tuple(ctx.fresh_var("e") for _ in range(t.rank))
     expr = t.at(idx)
     found: list = []
     _reduces_of(expr, info, found, set())
     if not found:
         return None
+
+    def reads_element(e, v, size) -> bool:
+        return e == v or E.is_const(size, 1) or \
+            (isinstance(e, Binary) and e.op == "min" and e.a == v)
     for r in found:
         bidx, i, j = info.made.get(r, (None, None, None))
-        if i is None or (i, j) != idx[nb:] or \
-                any(b != e and not E.is_const(d, 1)
-                    for b, e, d in zip(bidx, idx, info.spec.batch)):
+        if i is None or not all(reads_element(e, v, d) for e, v, d in
+                                zip((*bidx, i, j), idx, product)):
             return None
     acc = Var(ctx.fresh_name("acc"), _F32)
-    return idx, acc, substitute(expr, {r: acc for r in found})
+    return idx, acc, substitute(expr, {r: acc for r in found}), checks
 
 
 def write_with_epilogue(ctx, t: Tensor, buffer, info: GemmInfo) -> list:
     """Statements writing t (the product, or an expression of it) into buffer: the fast GEMM
-    with t's epilogue when `epilogue_of` finds one, else the plain nest."""
+    with t's epilogue when `epilogue_of` finds one (guarded by its size checks, the plain nest
+    otherwise), else the plain nest."""
     found = epilogue_of(ctx, t, info)
+    plain = lambda: store_all(ctx, Tensor(t.shape, t.dtype, t.at), buffer)  # noqa: E731
     if found is None:
-        return store_all(ctx, Tensor(t.shape, t.dtype, t.at), buffer)
-    idx, acc, expr = found
+        return plain()
+    idx, acc, expr, checks = found
 
     def store(bidx, i, j, value):
         where = (*bidx, i, j)
         mapping = {v: w for v, w in zip(idx, where)}
         mapping[acc] = value
         return [Store(buffer, where, substitute(expr, mapping))]
-    return gemm_statements(ctx, info.spec, store)
+    fast = gemm_statements(ctx, info.spec, store)
+    if not checks:
+        return fast
+    cond = None
+    for a, b in checks:
+        c = E.eq(a, b)
+        cond = c if cond is None else E.binary("and", cond, c)
+    return [If(cond, fast, plain())]

@@ -206,3 +206,21 @@ def test_gemm_into_softmax_one_kernel(backend):
     prog = check_graph(backend, graph, feeds, **TOL)
     assert len(prog.kernels) == 1
     assert any(buf.name.startswith("packed_b") for buf in prog.buffers)
+
+
+def test_gemm_epilogue_over_sizes_spelled_differently(backend):
+    """(x @ W) + r with x [m, 7] and r [n, 20]: the sum is [max(m, n), 20]. When m == n at run
+    time the GEMM with the epilogue runs; when m is 1 the product broadcasts over r's rows and
+    the plain nest (the other arm of the size check) computes it."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.loops.stmt import If, walk
+    b = GraphBuilder("g")
+    x = b.input("x", tensor(DType.float32, "m", 7))
+    r = b.input("r", tensor(DType.float32, "n", 20))
+    b.output(b.Relu(b.Add(b.MatMul(x, b.constant(rand((7, 20), seed=50), "w")), r)))
+    graph = _fused(b.graph)
+    for m, n in ((5, 5), (1, 5), (9, 9)):
+        prog = check_graph(backend, graph, {"x": rand((m, 7), seed=51), "r": rand((n, 20), seed=52)},
+                           **TOL)
+    assert len(prog.kernels) == 1
+    assert any(isinstance(s, If) and s.orelse for s in walk(prog.kernels[0].body))
