@@ -82,8 +82,9 @@ Native code cannot raise: Gather/GatherElements indices outside [-n, n) are clam
 axis (the interpreter reports them), and a symbolic dim broadcast against another dim is read
 at min(i, d - 1), which is right whenever the inputs broadcast at all.
 
-Errors: a graph with ops that have no lowering, or dtypes the back end lacks (strings, complex,
-float8, 4-bit), raises one LoweringError naming all of them (`.ops` lists the op names).
+Errors: a graph with ops that have no lowering (unlowered.py lists them, each with its reason),
+or dtypes the back end lacks (strings, complex), raises one LoweringError naming all of them
+(`.ops` lists the op names).
 """
 
 # each module registers its lowerings
