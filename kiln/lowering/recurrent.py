@@ -171,9 +171,8 @@ def lower_recurrent(ctx, node, inputs):
     out_dtype = x.dtype
     y = _output(ctx, node, 0, (batch, seq, Const(nd), hidden) if a.layout else
                 (seq, Const(nd), batch, hidden), out_dtype)
-    state_shape = (batch, Const(nd), hidden) if a.layout else (Const(nd), batch, hidden)
-    y_h = _output(ctx, node, 1, state_shape, out_dtype)
-    y_c = _output(ctx, node, 2, state_shape, out_dtype) if lstm else None
+    y_h = _output(ctx, node, 1, state, out_dtype)
+    y_c = _output(ctx, node, 2, state, out_dtype) if lstm else None
     hs = ctx.new_buffer("h_state", (nd, batch, hidden), acc)
     cs = ctx.new_buffer("c_state", (nd, batch, hidden), acc) if lstm else None
     gbuf = ctx.new_buffer("gates", (batch, gh), acc)
@@ -273,14 +272,14 @@ def lower_recurrent(ctx, node, inputs):
                 return finish(b, j, new)
             step += nest((batch, hidden), hs, update)
         stmts.append(Loop(t, E.ZERO, seq, step))
-    for final, state in ((y_h, hs), (y_c, cs)):
+    for final, held in ((y_h, hs), (y_c, cs)):
         if final is None:
             continue
 
-        def copy(i, final=final, state=state):
+        def copy(i, final=final, held=held):
             d, b, j = i
             idx = (b, d, j) if a.layout else (d, b, j)
-            return [Store(final, idx, E.cast(Load(state, (d, b, j)), out_dtype))]
+            return [Store(final, idx, E.cast(Load(held, (d, b, j)), out_dtype))]
         stmts += nest((Const(nd), batch, hidden), hs, copy)
     ctx.emit(kernel(ctx.fresh_name(node.op.name.lower(), kernel=True), stmts))
     return [None if b is None else Tensor.of(b) for b in (y, y_h, y_c)][:len(node.outputs)]
