@@ -42,3 +42,9 @@ def test_deform_conv_1d_float64(backend):
 def test_deform_conv_3d(backend):
     check_op(backend, "DeformConv", case((1, 1, 3, 4, 3), (2, 1, 2, 2, 2), (2, 3, 2), seed=12,
                                          with_mask=True), rtol=1e-5, atol=1e-5)
+
+
+def test_deform_conv_symbolic_batch(backend):
+    ins = case((3, 2, 5, 5), (2, 2, 3, 3), (3, 3), with_bias=True, seed=20)
+    check_op(backend, "DeformConv", ins, rtol=1e-5, atol=1e-5,
+             dims={0: ("n", 2, 5, 5), 2: ("n", 18, 3, 3)})

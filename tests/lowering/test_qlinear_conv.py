@@ -32,3 +32,10 @@ def test_qlinear_conv_1d_no_bias_saturates(backend):
     x, w = q((2, 3, 9), np.uint8, 7), q((2, 3, 3), np.uint8, 8)
     ins = [x, f32(0.5), np.uint8(10), w, f32(0.5), np.uint8(3), f32(0.01), np.uint8(128)]
     check_op(backend, "QLinearConv", [np.asarray(v) for v in ins], {"auto_pad": "SAME_UPPER"})
+
+
+def test_qlinear_conv_symbolic_batch(backend):
+    x, w = q((3, 2, 5, 5), np.uint8, 9), q((3, 2, 3, 3), np.int8, 10)
+    ins = [x, f32(0.1), np.uint8(7), w, f32(0.02), np.int8(0), f32(0.3), np.uint8(100)]
+    check_op(backend, "QLinearConv", [np.asarray(v) for v in ins], {"pads": [1, 1, 1, 1]},
+             dims={0: ("n", 2, 5, 5)})

@@ -56,3 +56,17 @@ def test_linear_attention_float16(backend):
     check_op(backend, "LinearAttention", la_inputs("delta", dtype=np.float16),
              {"q_num_heads": 2, "kv_num_heads": 2, "update_rule": "delta"}, outputs=2,
              rtol=2e-3, atol=2e-3)
+
+
+def test_causal_conv_symbolic_length(backend):
+    ins = [rand((1, 2, 9), seed=11), rand((2, 1, 3), seed=12), None, rand((1, 2, 2), seed=13)]
+    check_op(backend, "CausalConvWithState", ins, outputs=2, dims={0: (1, 2, "t")}, rtol=1e-5,
+             atol=1e-5)
+
+
+def test_linear_attention_symbolic_batch_and_length(backend):
+    ins = la_inputs("gated_delta", b=3, t=4)
+    dims = {0: ("b", "t", 8), 1: ("b", "t", 8), 2: ("b", "t", 6), 3: ("b", 2, 4, 3),
+            4: ("b", "t", 8), 5: ("b", "t", 2)}
+    check_op(backend, "LinearAttention", ins, {"q_num_heads": 2, "kv_num_heads": 2}, outputs=2,
+             dims=dims, rtol=1e-5, atol=1e-5)

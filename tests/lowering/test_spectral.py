@@ -62,3 +62,9 @@ def test_window_size_must_be_known():
     graph, _ = one_node_graph("HannWindow", [np.array(8, I64)])
     with pytest.raises(LoweringError, match="known when compiling"):
         lower_graph(graph)
+
+
+def test_stft_symbolic_batch(backend):
+    x = rand((3, 16, 1), seed=5)
+    check_op(backend, "STFT", [x, np.array(4, I64), np.hanning(6).astype(np.float32)],
+             consts=[1], dims={0: ("n", 16, 1)}, rtol=1e-4, atol=1e-4)

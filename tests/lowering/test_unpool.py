@@ -54,3 +54,8 @@ def test_unpool_float64(backend):
     x = rand((2, 1, 3), np.float64, seed=4)
     i = np.array([[[0, 3, 4]], [[7, 10, 11]]], np.int64)
     check_op(backend, "MaxUnpool", [x, i], {"kernel_shape": [2], "strides": [2]})
+
+
+def test_unpool_empty_batch(backend):
+    check_op(backend, "MaxUnpool", [np.zeros((0, 2, 3), np.float32), np.zeros((0, 2, 3), np.int64)],
+             {"kernel_shape": [2], "strides": [2]})
