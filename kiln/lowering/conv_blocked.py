@@ -44,6 +44,13 @@ f32 = DType.float32
 LANES = VECTOR_BYTES // 4          # float32 lanes of one vector register
 MAX_BLOCK = 8                      # output channels per block (accumulator vectors)
 FLAT_GAIN = 1.15                   # the flat form's lane use must beat the row form's by this
+# the channel form: taken when the row and flat forms use fewer lanes than this, a row splits
+# into blocks of MIN_ROW..MAX_ROW positions (one accumulator each) and each output sums at least
+# MIN_TERMS terms (its stores are scatters, paid once per output)
+CHANNEL_FORM_BELOW = 0.9
+MAX_ROW = 14
+MIN_ROW = 7
+MIN_TERMS = 64
 
 
 class Axis:
@@ -102,20 +109,33 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
     ah = Axis(KH, win.strides[0], win.dilations[0], pt, OH, H)
     aw = Axis(KW, win.strides[1], win.dilations[1], pl, OW, W)
     mr = _block_size(M // group)
-    flat = _lane_use(OW * OH, OH * aw.length) > FLAT_GAIN * _lane_use(OW, OW)
+    row_use = _lane_use(OW, OW)
+    flat = _lane_use(OW * OH, OH * aw.length) > FLAT_GAIN * row_use
+    row = _row_block(OW)
+    channels = (M // group) % LANES == 0 and row and Cg * KH * KW >= MIN_TERMS and \
+        max(row_use, _lane_use(OW * OH, OH * aw.length)) < CHANNEL_FORM_BELOW
     shape = (x.shape[0], Const(M), Const(OH), Const(OW))
-    plan = dict(ah=ah, aw=aw, mr=mr, flat=flat, group=group, C=C, Cg=Cg, M=M, KH=KH, KW=KW,
-                OH=OH, OW=OW)
+    plan = dict(ah=ah, aw=aw, mr=mr, flat=flat and not channels, row=row, group=group, C=C, Cg=Cg, M=M,
+                KH=KH, KW=KW, OH=OH, OW=OW)
     state: dict = {}
 
     def write(ctx, t, buffer):
         if "xp" not in state:
-            state["xp"] = prepared_input(ctx, node, x, ah, aw, flat)
-            state["wp"] = _packed_weights(ctx, node, w, mr)
-        return _nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
+            state["xp"] = prepared_input(ctx, node, x, ah, aw, plan["flat"])
+            state["wp"] = _packed_weights(ctx, node, w, LANES if channels else mr, channels)
+        nest = _channel_nest if channels else _nest
+        return nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
 
     anchor = Anchor(shape, f32, definition, finish, write, work=M * Cg * KH * KW * OH * OW)
     return register_anchor(ctx, anchor)
+
+
+def _row_block(width: int) -> int:
+    """Positions per block of the channel form: all of a short row, else the largest divisor
+    of the row of at least MIN_ROW and at most MAX_ROW (0: none)."""
+    if width <= MAX_ROW:
+        return width
+    return next((d for d in range(MAX_ROW, MIN_ROW - 1, -1) if width % d == 0), 0)
 
 
 def _lane_use(useful: int, computed: int) -> float:
@@ -161,8 +181,9 @@ def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool, pad=0.0
     return buf
 
 
-def _packed_weights(ctx, node, w: Tensor, mr: int) -> Buffer:
-    """wp[M / mr, C / group, KH, KW, mr] = w[mb * mr + r, c, kh, kw]."""
+def _packed_weights(ctx, node, w: Tensor, mr: int, channels: bool = False) -> Buffer:
+    """wp[M / mr, C / group, KH, KW, mr] = w[mb * mr + r, c, kh, kw] (with `channels`, mr is
+    one vector of output channels)."""
     M, Cg, KH, KW = (d.value for d in w.shape)
     shape = (M // mr, Cg, KH, KW, mr)
     data = _constant_data(w)
@@ -223,3 +244,36 @@ def _nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: Buffer, p
                      [Loop(v, E.ZERO, Const(p["OW"]), body, LoopKind.VECTORIZED, LANES)])
     nest = Loop(n, E.ZERO, out.shape[0], [inner])
     return [Loop(mb, E.ZERO, Const(p["M"] // mr), [nest], LoopKind.PARALLEL)]
+
+
+def _channel_nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: Buffer,
+                  p: dict) -> list:
+    """The channel form: the vector holds 16 output channels, and one output row's positions
+    are the accumulators. Each tap loads one vector of weights and broadcasts one input value
+    per position; the stores go down the channel axis (scatters)."""
+    ah, aw = p["ah"], p["aw"]
+    mb, n, c, oh, m, ob = (ctx.fresh_var(h) for h in ("mb", "n", "c", "oh", "m", "ob"))
+    width = p["row"]
+    ow0 = E.mul(ob, width)
+    per_group = p["M"] // p["group"]
+    cin = c if p["group"] == 1 else \
+        E.add(E.mul(E.floordiv(E.mul(mb, LANES), per_group), p["Cg"]), c)
+    accs = [Var(ctx.fresh_name(f"acc{q}"), f32) for q in range(width)]
+    taps = []
+    for kh, (sh, a) in enumerate(ah.taps):
+        for kw, (sw_, b) in enumerate(aw.taps):
+            wv = Var(ctx.fresh_name("wv"), f32)
+            taps.append(Local(wv, Load(wp, (mb, c, Const(kh), Const(kw), E.sub(m, E.mul(mb, LANES))))))
+            for q, acc in enumerate(accs):
+                xv = Load(xp, (n, cin, Const(sh), Const(sw_), E.add(oh, a), E.add(ow0, q + b)))
+                taps.append(Assign(acc, acc + xv * wv))
+    body = [Local(acc, E.const(0.0, f32)) for acc in accs]
+    body.append(Loop(c, E.ZERO, Const(p["Cg"]), taps))
+    idxs = [(n, m, oh, E.add(ow0, q)) for q in range(width)]
+    with anchor.bind(dict(zip(idxs, accs))):
+        body += [Store(out, idx, t.at(idx)) for idx in idxs]
+    first = E.mul(mb, LANES)
+    inner = Loop(m, first, E.add(first, LANES), body, LoopKind.VECTORIZED, LANES)
+    row = Loop(ob, E.ZERO, Const(p["OW"] // width), [inner])
+    nest = Loop(n, E.ZERO, out.shape[0], [Loop(oh, E.ZERO, Const(p["OH"]), [row])])
+    return [Loop(mb, E.ZERO, Const(p["M"] // LANES), [nest], LoopKind.PARALLEL)]

@@ -88,6 +88,10 @@ CASES = [
     ((1, 3, 9, 7), (4, 3, 2, 3), {"auto_pad": "SAME_LOWER", "dilations": [3, 2]}),
     ((1, 2, 5, 6), (3, 2, 3, 3), {"pads": [4, 0, 3, 5], "strides": [3, 2]}),      # pad > kernel
     ((1, 2, 6, 6), (3, 2, 2, 2), {"strides": [3, 3], "dilations": [2, 2]}),
+    # the channel form: 16 output channels a vector, a row's positions the accumulators
+    ((1, 8, 7, 7), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 8, 4, 28), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                       # 2 blocks a row
+    ((1, 16, 5, 9), (32, 8, 3, 3), {"group": 2, "pads": [0, 1, 2, 1], "strides": [1, 2]}),
 ]
 
 
