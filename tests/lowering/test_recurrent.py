@@ -148,3 +148,40 @@ def test_states_whose_batch_may_differ_from_x_are_an_error():
     b.output(*outs)
     with pytest.raises(LoweringError, match="initial_h has dims"):
         lower_graph(b.graph)
+
+
+def test_pytorch_exported_stacked_lstm_and_gru():
+    """nn.LSTM (2 layers, bidirectional, batch_first) then nn.GRU, exported by torch.onnx with
+    symbolic batch and sequence, compiled by kiln.compile: matches PyTorch for several shapes."""
+    torch = pytest.importorskip("torch")
+    import io
+    import warnings
+
+    import onnx
+
+    import kiln
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(12, 20, num_layers=2, bidirectional=True, batch_first=True)
+            self.gru = torch.nn.GRU(40, 16, batch_first=True)
+
+        def forward(self, x):
+            y, _ = self.lstm(x)
+            return self.gru(y)
+
+    torch.manual_seed(0)
+    module = Model().eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(3, 7, 12),), buf, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch", 1: "seq"}})
+    model = kiln.compile(onnx.load_from_string(buf.getvalue()))
+    for shape, seed in (((3, 7, 12), 1), ((1, 4, 12), 2), ((5, 11, 12), 3)):
+        x = rand(shape, seed=seed)
+        with torch.no_grad():
+            want = [t.numpy() for t in module(torch.from_numpy(x))]
+        for got, w in zip(model.run({"x": x}), want):
+            np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
