@@ -474,3 +474,47 @@ def test_scan_inputs_of_lengths_not_known_equal_are_an_error():
     b.output(b.Scan(x, y, body=body.graph, num_scan_inputs=2, outputs=1))
     with pytest.raises(LoweringError, match="scan input 1 has length u"):
         lower_graph(b.graph)
+
+
+def test_torchscript_exported_while_for_and_if():
+    """A TorchScript module with a while loop (exported as Loop with M = 2^63 - 1 and a
+    condition), a for loop over a symbolic size and an if, exported by torch.onnx and compiled
+    by kiln.compile: matches PyTorch for several sizes and loop lengths."""
+    torch = pytest.importorskip("torch")
+    import io
+    import warnings
+
+    import onnx
+
+    import kiln
+
+    class Model(torch.nn.Module):
+        def forward(self, x, limit):
+            y = x
+            n = torch.zeros(1)
+            while bool(y.sum() < limit):
+                y = y * 1.5 + 0.25
+                n = n + 1
+            for i in range(x.shape[0]):
+                y = y + x[i].sum()
+            if bool(x.mean() > 0):
+                z = y * 2
+            else:
+                z = -y
+            return z, n
+
+    module = torch.jit.script(Model())
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.rand(4, 3), torch.tensor(50.0)), buf, dynamo=False,
+                          input_names=["x", "limit"], dynamic_axes={"x": {0: "n"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    assert {"Loop", "If"} <= {n.op_type for n in proto.graph.node}
+    model = kiln.compile(proto)
+    for shape, limit, seed in (((4, 3), 50.0, 1), ((2, 3), 1000.0, 2), ((6, 3), -1.0, 3),
+                               ((3, 3), 5.0, 4)):
+        x = rand(shape, seed=seed, low=-1.0, high=1.0)
+        want = [t.numpy() for t in module(torch.from_numpy(x), torch.tensor(limit))]
+        for got, w in zip(model.run({"x": x, "limit": np.array(limit, np.float32)}), want):
+            np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-5)
