@@ -6,7 +6,8 @@ their statements are put under the op's own Loop IR statements in one kernel. A 
 values of enclosing graphs directly (their Tensors are already in the context).
 
 * If: `If(cond) [then statements; then outputs -> out] else [else ...]`. Both branches write the
-  node's output buffers, so their output shapes must agree; when they differ the condition
+  node's output buffers (a temporary a branch computes an output in becomes a view of the
+  output buffer, so no copy is made), so their output shapes must agree; when they differ the condition
   decides a shape (LoweringError naming input 'cond': specialization fixes it). A condition
   known when compiling lowers only the branch it takes.
 * Loop: `for it in 0..M: if cond: [body; write outputs]`. The loop-carried values live in the
@@ -38,14 +39,15 @@ from ..errors import LoweringError
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node
-from ..loops.buffer import Buffer
+from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Const, Load
 from ..loops.stmt import If, Loop, Store
 from . import exprs as E
 from .dynamic_shape import computed_size
 from .graph import lower_node
 from .registry import register
-from .tensor import Tensor, buffers_read, kernel, loop_kinds, store_all
+from .tensor import (Tensor, buffers_read, buffers_written, is_contiguous, kernel, loop_kinds,
+                     store_all)
 
 ZERO = Const(0)
 MAX_UNROLL = 64       # a Loop whose body needs its iteration number statically is unrolled
@@ -162,10 +164,25 @@ def lower_if(ctx, node: Node, inputs):
             buffers.append(output_buffer(ctx, node, k, t.shape, dtype))
         bodies = []
         for outs, arm_kernels in arms:
-            writes = [s for t, b in zip(outs, buffers) for s in store_all(ctx, t, b)]
-            bodies.append(statements(arm_kernels) + writes)
+            stmts = statements(arm_kernels)
+            writes = [s for t, b in zip(outs, buffers) if not _adopt(t, b, stmts)
+                      for s in store_all(ctx, t, b)]
+            bodies.append(stmts + writes)
     ctx.emit(kernel(ctx.fresh_name("if", kernel=True), [If(cond, bodies[0], bodies[1])]))
     return [Tensor.of(b) for b in buffers]
+
+
+def _adopt(t: Tensor, out: Buffer, stmts: list) -> bool:
+    """Make the temporary a branch computed `t` in (all of it, row-major) a view of the output
+    buffer, so the branch's own kernel writes the output and no copy is needed. Only a
+    temporary the branch writes qualifies: nothing outside the branch can read it."""
+    buf = t.buffer
+    if buf is None or buf.base is not None or buf.kind is not BufferKind.TEMP or \
+            buf.dtype is not out.dtype or not same_shape(buf.shape, out.shape) or \
+            out.base is not None or not is_contiguous(buf) or buf not in buffers_written(stmts):
+        return False
+    buf.base, buf.kind = out, out.kind          # same row-major memory
+    return True
 
 
 # --- Loop --------------------------------------------------------------------------------------
