@@ -10,7 +10,8 @@ absolute position i + offset (offset: the past length, or nonpad_kv_seqlen - sq)
 each scaled by sqrt(scale) and rounded, their product rounded to the input dtype, softcapped,
 biased and rounded again: that is written to a buffer. The softmax (in softmax_precision when
 set) subtracts the row max (0 for a row of -inf) and gives 0 for a row whose bias is all -inf;
-the probabilities are written too, then multiplied with V.
+row max, row sum and the row's largest bias are written once per row, the probabilities once
+per element, then multiplied with V.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.expr import Const, Reduce
 from . import exprs as E
+from .reduce import kept_index, reduction, temp
 from .registry import register
 from .tensor import Tensor, compute_dtype
 
@@ -54,12 +56,6 @@ def _concat_seq(past: Tensor | None, new: Tensor) -> Tensor:
         return E.select(later, new.at((b, h, E.clamp(E.sub(j, p), 0, E.sub(new.shape[2], 1)), d)),
                         past.at((b, h, E.clamp(j, 0, E.sub(p, 1)), d)))
     return Tensor(shape, new.dtype, at)
-
-
-def _written(ctx, t: Tensor, name: str) -> Tensor:
-    buf = ctx.new_buffer(name, t.shape, t.dtype)
-    ctx.materialize(t, buf, name)
-    return Tensor.of(buf)
 
 
 class _Bias:
@@ -170,33 +166,41 @@ def lower_attention(ctx, node, inputs):
 
     def score(idx):
         return rounded(capped(idx) + bias.at(idx)) if bias.any else capped(idx)
-    scores = _written(ctx, Tensor(shape, dq, lambda idx: E.cast(score(idx), dq)), "scores")
-    keys = total
+    scores = temp(ctx, Tensor(shape, dq, lambda idx: E.cast(score(idx), dq)), "scores")
+    keys_axis = (3,)
+
+    def read(idx):
+        return E.cast(scores.at(idx), spc)
+    top = temp(ctx, reduction(ctx, shape, keys_axis, "max", E.const(NEG_INF, spc), read),
+               "row_max")
+
+    def shift(idx):
+        m = top.at(kept_index(idx, keys_axis))
+        return E.select(E.eq(m, E.const(NEG_INF, spc)), E.const(0.0, spc), m)
+
+    def exp_term(idx):
+        return E.cast(E.cast(E.unary("exp", read(idx) - shift(idx)), sp), spc)
+    row_sum = temp(ctx, reduction(ctx, shape, keys_axis, "add", E.const(0.0, spc), exp_term),
+                   "row_sum")
+    worst = temp(ctx, reduction(ctx, shape, keys_axis, "max", E.const(NEG_INF, qc), bias.at),
+                 "row_bias") if bias.any else None
 
     def prob(idx):
-        b, h, i, j = idx
-        r, s = ctx.fresh_var("r"), ctx.fresh_var("r")
-        read = lambda jj: E.cast(scores.at((b, h, i, jj)), spc)               # noqa: E731
-        top = Reduce("max", E.const(NEG_INF, spc), ((r, E.ZERO, keys),), read(r))
-        top = E.select(E.eq(top, E.const(NEG_INF, spc)), E.const(0.0, spc), top)
-        e = lambda jj: E.cast(E.cast(E.unary("exp", read(jj) - top), sp), spc)  # noqa: E731
-        total_e = Reduce("add", E.const(0.0, spc), ((s, E.ZERO, keys),), e(s))
-        total_e = E.select(E.eq(total_e, E.const(0.0, spc)), E.const(1.0, spc), total_e)
-        p = E.cast(e(j) / total_e, dq)
-        if bias.any:
-            t = ctx.fresh_var("r")
-            worst = Reduce("max", E.const(NEG_INF, qc), ((t, E.ZERO, keys),),
-                           bias.at((b, h, i, t)))
-            p = E.select(E.eq(worst, E.const(NEG_INF, qc)), E.const(0.0, dq), p)
+        t = row_sum.at(kept_index(idx, keys_axis))
+        t = E.select(E.eq(t, E.const(0.0, spc)), E.const(1.0, spc), t)
+        p = E.cast(exp_term(idx) / t, dq)
+        if worst is not None:
+            masked = E.eq(worst.at(kept_index(idx, keys_axis)), E.const(NEG_INF, qc))
+            p = E.select(masked, E.const(0.0, dq), p)
         return p
-    probs = _written(ctx, Tensor(shape, dq, prob), "probs")
+    probs = temp(ctx, Tensor(shape, dq, prob), "probs")
     vc = compute_dtype(DType.float64 if DType.float64 in (dq, v.dtype) else qc)
 
     def out(idx):
         b, h, i, e = idx
         j = ctx.fresh_var("j")
         hk = E.floordiv(h, group)
-        y = Reduce("add", E.const(0.0, vc), ((j, E.ZERO, keys),),
+        y = Reduce("add", E.const(0.0, vc), ((j, E.ZERO, total),),
                    E.cast(probs.at((b, h, i, j)), vc) * E.cast(v.at((b, hk, j, e)), vc))
         return E.cast(y, dq)
     y = Tensor((q.shape[0], q.shape[1], sq, v.shape[3]), dq, out)

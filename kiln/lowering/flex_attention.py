@@ -5,7 +5,8 @@ As the reference: Q and K are each scaled by sqrt(scale) and rounded to their dt
 product is rounded to the input dtype and then computed on in the softmax precision (the
 attribute, else float32 for narrow floats, else the input's). The scores are written to a
 buffer; score_mod is lowered inline with that buffer as its input (its nodes become kernels of
-the program, as any node's); then the softmax over the keys (max subtracted), written again;
+the program, as any node's); then the softmax over the keys (row max and row sum written once
+per row, max subtracted), written again;
 prob_mod likewise; then the product with V in the softmax precision, rounded to the output.
 """
 
@@ -19,14 +20,9 @@ from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.expr import Const, Reduce
 from . import exprs as E
+from .reduce import kept_index, reduction, temp
 from .registry import register
 from .tensor import Tensor, compute_dtype
-
-
-def _written(ctx, t: Tensor, name: str) -> Tensor:
-    buf = ctx.new_buffer(name, t.shape, t.dtype)
-    ctx.materialize(t, buf, name)
-    return Tensor.of(buf)
 
 
 def _apply_mod(ctx, node, graph, t: Tensor, dtype: DType) -> Tensor:
@@ -80,19 +76,22 @@ def lower_flex_attention(ctx, node, inputs):
                      scaled(q, (b, h, i, d)) * scaled(k, (b, hk, j, d)))
         return E.cast(E.cast(dot, dq), acc)
     shape = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
-    scores = _written(ctx, Tensor(shape, acc, score), "flex_scores")
+    scores = temp(ctx, Tensor(shape, acc, score), "flex_scores")
     scores = _apply_mod(ctx, node, a.score_mod, scores, acc)
     keys = shape[3]
 
+    axis = (3,)
+    top = temp(ctx, reduction(ctx, shape, axis, "max", E.const(-math.inf, acc), scores.at),
+               "row_max")
+
+    def exp_term(idx):
+        return E.unary("exp", scores.at(idx) - top.at(kept_index(idx, axis)))
+    row_sum = temp(ctx, reduction(ctx, shape, axis, "add", E.const(0.0, acc), exp_term),
+                   "row_sum")
+
     def prob(idx):
-        b, h, i, j = idx
-        r, s = ctx.fresh_var("r"), ctx.fresh_var("r")
-        top = Reduce("max", E.const(-math.inf, acc), ((r, E.ZERO, keys),),
-                     scores.at((b, h, i, r)))
-        total = Reduce("add", E.const(0.0, acc), ((s, E.ZERO, keys),),
-                       E.unary("exp", scores.at((b, h, i, s)) - top))
-        return E.unary("exp", scores.at(idx) - top) / total
-    probs = _written(ctx, Tensor(shape, acc, prob), "flex_probs")
+        return exp_term(idx) / row_sum.at(kept_index(idx, axis))
+    probs = temp(ctx, Tensor(shape, acc, prob), "flex_probs")
     probs = _apply_mod(ctx, node, a.prob_mod, probs, acc)
     out = ctx.out_dtype(node)
 

@@ -15,24 +15,28 @@ import math
 from ..ir import ops
 from ..loops.expr import Reduce
 from . import exprs as E
+from .reduce import kept_index, reduction, temp
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen
 
 
 def _log_softmax(ctx, x: Tensor) -> Tensor:
+    """log_softmax over the class axis (1); the row max and sum of exponentials are written once
+    per row."""
     dt = compute_dtype(x.dtype)
-    classes = x.shape[1]
+    axis = (1,)
 
-    def at(idx):
-        def over(combiner, init, fn):
-            c = ctx.fresh_var("c")
-            where = (idx[0], c, *idx[2:])
-            return Reduce(combiner, E.const(init, dt), ((c, E.ZERO, classes),),
-                          fn(widen(x.at(where))))
-        top = over("max", -math.inf, lambda v: v)
-        total = over("add", 0.0, lambda v: E.unary("exp", v - top))
-        return widen(x.at(idx)) - top - E.unary("log", total)
-    return Tensor(x.shape, dt, at)
+    def value(idx):
+        return widen(x.at(idx))
+    top = temp(ctx, reduction(ctx, x.shape, axis, "max", E.const(-math.inf, dt), value),
+               "class_max")
+
+    def shifted(idx):
+        return value(idx) - top.at(kept_index(idx, axis))
+    total = temp(ctx, reduction(ctx, x.shape, axis, "add", E.const(0.0, dt),
+                                lambda idx: E.unary("exp", shifted(idx))), "class_sum")
+    return Tensor(x.shape, dt,
+                  lambda idx: shifted(idx) - E.unary("log", total.at(kept_index(idx, axis))))
 
 
 def _loss(ctx, node, log_prob: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
