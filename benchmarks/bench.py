@@ -15,9 +15,13 @@ what a call costs apart from the work) the same seeded weights run in six runtim
     PyTorch eager   benchmarks/torch_models.py (the same weights, looked up by name),
                     torch.inference_mode, torch.set_num_threads(--threads)
     torch.compile kiln      that module through torch.compile(backend="kiln") (Dynamo, then
-                            kiln/frontends/torch/dynamo.py): n/a if any graph fell back to eager
+                            kiln/frontends/torch/dynamo.py), options freeze=True: n/a if any
+                            graph fell back to eager
     torch.compile Inductor  that module through torch.compile (Inductor's C++ code; needs a C++
-                            compiler at run time)
+                            compiler at run time), options freezing=True, its caches off
+
+Both torch.compile runtimes freeze the weights into the compiled code, as kiln-native and
+ONNX Runtime have them, and Inductor compiles from scratch (no cache of earlier runs).
 
 Setup time is what it takes to get a runtime ready: the compile or session creation, and for
 torch.compile the first call, which is when Dynamo traces and the backend compiles.
@@ -31,6 +35,7 @@ asserts on speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -190,10 +195,11 @@ def prepare_torch_compile(backend: str, name: str, graph: Graph, onnx_bytes: byt
         from kiln.frontends.torch.dynamo import KilnFallbackWarning
         ensure_thread_pool(threads)
     module = torch_models.from_graph(name, graph)
+    options = TORCH_COMPILE_OPTIONS[backend]
     t0 = time.perf_counter()
-    call = torch_models.eager_call(torch.compile(module, backend=backend), feeds,
-                                   [v.name for v in graph.inputs])
-    with warnings.catch_warnings(record=True) as caught:
+    call = torch_models.eager_call(torch.compile(module, backend=backend, options=options),
+                                   feeds, [v.name for v in graph.inputs])
+    with warnings.catch_warnings(record=True) as caught, _fresh_compile(backend):
         warnings.simplefilter("always")
         call()
     setup = time.perf_counter() - t0
@@ -203,6 +209,18 @@ def prepare_torch_compile(backend: str, name: str, graph: Graph, onnx_bytes: byt
             raise Unavailable(f"{len(fallbacks)} graph(s) ran eagerly: "
                               + str(fallbacks[0].message).split(":", 2)[-1].strip())
     return Prepared(call, torch_models.to_numpy, setup)
+
+
+def _fresh_compile(backend: str):
+    """Inductor's on-disk caches off for the compile (kiln keeps none): compile times from
+    scratch."""
+    if backend != "inductor":
+        return contextlib.nullcontext()
+    import torch._inductor.config
+    return torch._inductor.config.patch(force_disable_caches=True)
+
+
+TORCH_COMPILE_OPTIONS = {"kiln": {"freeze": True}, "inductor": {"freezing": True}}
 
 
 def prepare_torch_kiln(*args) -> Prepared:
