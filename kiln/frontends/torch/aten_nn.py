@@ -70,7 +70,7 @@ def matmul(cx, a, b, *_):
 
 
 def linear(cx, x, w, bias=None, *_):
-    wt = cx.b.Transpose(cx.tensor(w), perm=[1, 0], name=cx.name("wt"))
+    wt = cx.transpose(cx.tensor(w), [1, 0])
     y = cx.b.MatMul(cx.tensor(x), wt, name=cx.name("mm") if bias is not None else cx.node.name)
     return y if bias is None else cx.b.Add(y, cx.tensor(bias), name=cx.node.name)
 
@@ -256,36 +256,47 @@ def upsample(mode: str, overload: str):
 
 def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
               enable_gqa=False, *_):
-    """softmax(q k^T * scale + mask) v, with is_causal as a lower-triangular boolean mask."""
+    """softmax(q k^T * scale + mask) v, with is_causal as a lower-triangular boolean mask.
+    As in torch, a query row whose keys are all masked out gives zeros (not NaN)."""
     if dropout_p:
         raise _unsupported(cx, "attention with dropout", "call model.eval() before exporting")
     if enable_gqa:
         raise _unsupported(cx, "attention with enable_gqa")
+    b = cx.b
     qv, kv, vv = cx.tensor(q), cx.tensor(k), cx.tensor(v)
     dtype = qv.type.dtype
     head_dim = cx.fake(q).shape[-1]
     scale = 1 / math.sqrt(int(head_dim)) if scale is None else scale
     rank = cx.rank(k)
-    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
-    kt = cx.b.Transpose(kv, perm=perm, name=cx.name("kt"))
-    scores = cx.b.MatMul(cx.b.Mul(qv, cx.tensor(scale, dtype), name=cx.name("qs")), kt,
-                         name=cx.name("scores"))
+    kt = b.Transpose(kv, perm=list(range(rank - 2)) + [rank - 1, rank - 2], name=cx.name("kt"))
+    scores = b.MatMul(b.Mul(qv, cx.tensor(scale, dtype), name=cx.name("qs")), kt,
+                      name=cx.name("scores"))
     neg_inf = cx.tensor(float("-inf"), dtype)
-    if is_causal:
-        qlen = cx.b.Shape(qv, start=rank - 2, end=rank - 1, name=cx.name("qlen"))
-        klen = cx.b.Shape(kv, start=rank - 2, end=rank - 1, name=cx.name("klen"))
-        square = cx.b.Concat(qlen, klen, axis=0, name=cx.name("lk"))
-        ones = cx.b.ConstantOfShape(square, value=np.ones([1], np.bool_), name=cx.name("ones"))
-        keep = cx.b.Trilu(ones, upper=0, name=cx.name("causal"))
-        scores = cx.b.Where(keep, scores, neg_inf, name=cx.name("masked"))
+    keep = None                        # where a query may attend (when a mask says so)
     if attn_mask is not None:
         m = cx.tensor(attn_mask)
         if m.type.dtype == DType.bool:
-            scores = cx.b.Where(m, scores, neg_inf, name=cx.name("masked"))
+            keep = m
+            scores = b.Where(m, scores, neg_inf, name=cx.name("masked"))
         else:
-            scores = cx.b.Add(scores, cx.cast(m, dtype), name=cx.name("masked"))
-    probs = cx.b.Softmax(scores, axis=-1, name=cx.name("probs"))
-    return cx.b.MatMul(probs, vv, name=cx.node.name)
+            keep = b.Not(b.Equal(m, neg_inf, name=cx.name("ninf")), name=cx.name("keep"))
+            scores = b.Add(scores, cx.cast(m, dtype), name=cx.name("masked"))
+    if is_causal:
+        qlen = b.Shape(qv, start=rank - 2, end=rank - 1, name=cx.name("qlen"))
+        klen = b.Shape(kv, start=rank - 2, end=rank - 1, name=cx.name("klen"))
+        square = b.Concat(qlen, klen, axis=0, name=cx.name("lk"))
+        ones = b.ConstantOfShape(square, value=np.ones([1], np.bool_), name=cx.name("ones"))
+        causal = b.Trilu(ones, upper=0, name=cx.name("causal"))
+        scores = b.Where(causal, scores, neg_inf, name=cx.name("causal_masked"))
+        keep = None if keep is None else b.And(keep, causal, name=cx.name("keep_causal"))
+    probs = b.Softmax(scores, axis=-1, name=cx.name("probs"))
+    out = b.MatMul(probs, vv, name=cx.name("out") if keep is not None else cx.node.name)
+    if keep is None:
+        return out
+    counts = b.ReduceMax(b.Cast(keep, to=DType.int32, name=cx.name("keep_i")), cx.ints([-1]),
+                         keepdims=1, name=cx.name("any_key"))
+    some = b.Greater(counts, cx.tensor(0, DType.int32), name=cx.name("some_key"))
+    return b.Where(some, out, cx.tensor(0, dtype), name=cx.node.name)
 
 
 def flash_attention_cpu(cx, q, k, v, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None,

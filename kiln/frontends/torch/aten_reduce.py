@@ -1,9 +1,8 @@
 """Reductions (sum, mean, amax/amin, max/min.dim, argmax/argmin, any/all, prod, var) and tensor
-creation (full, zeros/ones/empty(_like), arange, scalar_tensor).
+creation (full, zeros/ones/empty(_like), arange, scalar_tensor): a scalar Expanded to the size.
 
 A reduction computes in the node's result dtype (torch sums booleans and small ints as int64);
-`dims` None or [] means every dim. Creation ops with run-time sizes use ConstantOfShape on the
-i64 sizes tensor, which constant folding turns into a constant when the sizes are static.
+`dims` None or [] means every dim.
 """
 
 from __future__ import annotations
@@ -90,8 +89,10 @@ def var(cx, x, dims=None, correction=None, keepdim=False, *_):
 # --- creation ------------------------------------------------------------------------------
 
 def _fill(cx, shape, value):
+    """A scalar broadcast to `shape`: Expand, which fuses into its users (a tensor of zeros
+    that only feeds a Where is never written to memory)."""
     dtype = cx.out_dtype()
-    return cx.b.ConstantOfShape(shape, value=np.asarray([value], dtype.np), name=cx.node.name)
+    return cx.b.Expand(cx.const(np.asarray(value, dtype.np), "fill"), shape, name=cx.node.name)
 
 
 def full(cx, size, value, *_):

@@ -67,8 +67,7 @@ def flatten(cx, src, start_dim=0, end_dim=-1, *_):
 
 def permute(cx, src, dims, *_):
     rank = cx.rank(src)
-    return cx.b.Transpose(cx.tensor(src), perm=[_axis(d, rank) for d in dims],
-                          name=cx.node.name)
+    return cx.transpose(cx.tensor(src), [_axis(d, rank) for d in dims])
 
 
 def transpose(cx, src, d0, d1, *_):
@@ -76,7 +75,7 @@ def transpose(cx, src, d0, d1, *_):
     perm = list(range(rank))
     a, b = _axis(d0, rank), _axis(d1, rank)
     perm[a], perm[b] = perm[b], perm[a]
-    return cx.b.Transpose(cx.tensor(src), perm=perm, name=cx.node.name)
+    return cx.transpose(cx.tensor(src), perm)
 
 
 def t(cx, src, *_):

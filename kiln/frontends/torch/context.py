@@ -119,6 +119,13 @@ class FxContext:
     def ints(self, values) -> Value:
         return self.const(np.asarray(list(values), np.int64), "ints")
 
+    def transpose(self, x: Value, perm) -> Value:
+        """Transpose; a weight (a constant, like the nn.Linear weight before addmm) is
+        transposed now, so no transpose of it runs per call, however big it is."""
+        if x.is_constant:
+            return self.const(np.ascontiguousarray(np.transpose(x.data, perm)), "t")
+        return self.b.Transpose(x, perm=list(perm), name=self.node.name)
+
     def cast(self, v: Value, dtype: DType) -> Value:
         if v.type.dtype == dtype:
             return v

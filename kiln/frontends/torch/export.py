@@ -5,7 +5,7 @@
     graph = import_exported_program(ep)                                  # an ExportedProgram
 
 The module is exported for inference (eval mode, no_grad, strict=False), decomposed to core
-ATen ops (`run_decompositions()`), and its parameters, buffers and lifted constants are frozen
+ATen ops (`run_decompositions()`, keeping scaled_dot_product_attention and matmul whole), and its parameters, buffers and lifted constants are frozen
 into graph constants; the user inputs become the graph inputs, in order.
 """
 
@@ -37,9 +37,24 @@ def export_program(module: torch.nn.Module, example_inputs, *, dynamic_shapes=No
     return import_exported_program(ep, name=type(module).__name__)
 
 
+# composite ops kept whole: kiln converts them to fewer, better ops than their decompositions
+# (MatMul broadcasts batch dims where matmul's decomposition expands the weight for bmm; the
+# attention decomposition guards fully masked rows by a pass over the scores)
+KEEP = ("scaled_dot_product_attention.default", "matmul.default")
+
+
+def decompositions():
+    """torch.export's core ATen decomposition table, less the KEEP ops."""
+    table = torch.export.default_decompositions()
+    for name in KEEP:
+        packet, overload = name.split(".")
+        table.pop(getattr(getattr(torch.ops.aten, packet), overload), None)
+    return table
+
+
 def import_exported_program(ep, *, name: str = "torch") -> Graph:
     """Decompose an ExportedProgram to core ATen and import it, weights frozen as constants."""
-    ep = ep.run_decompositions()
+    ep = ep.run_decompositions(decompositions())
     sig = ep.graph_signature
     frozen = {}
     for spec in sig.input_specs:

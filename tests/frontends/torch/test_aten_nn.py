@@ -57,6 +57,12 @@ CASES = {
         q, k, v, attn_mask=mask),
     "sdpa_float_mask": lambda img, s, q, k, v, mask: F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask.float() * -3.0, scale=0.3),
+    "sdpa_row_masked_out": lambda img, s, q, k, v, mask: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask & (torch.arange(6) != 2)[:, None]),
+    "sdpa_ninf_mask_causal": lambda img, s, q, k, v, mask: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.where(mask, 0.0, float("-inf")), is_causal=True),
+    "sdpa_broadcast_mask": lambda img, s, q, k, v, mask: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask[None, None, :1]),
     "group_norm": lambda img, s, q, k, v, mask: F.group_norm(img.repeat(1, 2, 1, 1), 3,
                                                              W["gn_w"], W["gn_b"]),
     "group_norm_plain": lambda img, s, q, k, v, mask: F.group_norm(img, 1),
