@@ -6,7 +6,8 @@
 
 The module is exported for inference (eval mode, no_grad, strict=False), decomposed to core
 ATen ops (`run_decompositions()`, keeping scaled_dot_product_attention and matmul whole), and its parameters, buffers and lifted constants are frozen
-into graph constants; the user inputs become the graph inputs, in order.
+into graph constants; the user inputs become the graph inputs, in order. A dim given a
+torch.export.Dim is named after it ("batch"), not after torch's symbol ("s77").
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from ...errors import ModelLoadError
 from ...ir.graph import Graph
+from ...ir.types import TensorType
 from .fx_import import import_fx
 
 
@@ -34,7 +36,48 @@ def export_program(module: torch.nn.Module, example_inputs, *, dynamic_shapes=No
                                      strict=False)
     finally:
         module.train(was_training)
-    return import_exported_program(ep, name=type(module).__name__)
+    graph = import_exported_program(ep, name=type(module).__name__)
+    rename_dims(graph, dim_names(graph, module, example_inputs, dynamic_shapes))
+    return graph
+
+
+def dim_names(graph: Graph, module, example_inputs, dynamic_shapes) -> dict[str, str]:
+    """torch's symbol of each input dim given a torch.export.Dim -> the Dim's name ("s77" ->
+    "batch"), read from `dynamic_shapes` (a tuple/list per input, or a dict by argument name)."""
+    if dynamic_shapes is None:
+        return {}
+    if isinstance(dynamic_shapes, dict):
+        import inspect
+        bound = inspect.signature(module.forward).bind(*example_inputs)
+        specs = [dynamic_shapes.get(name) for name in bound.arguments]
+    else:
+        specs = list(dynamic_shapes)
+    names = {}
+    for value, spec in zip(graph.inputs, specs):
+        if not isinstance(spec, (dict, list, tuple)) or value.type.shape is None:
+            continue
+        axes = spec.items() if isinstance(spec, dict) else enumerate(spec)
+        for axis, dim in axes:
+            name = getattr(dim, "__name__", None)
+            symbol = value.type.shape[axis] if axis < len(value.type.shape) else None
+            if isinstance(name, str) and isinstance(symbol, str):
+                names.setdefault(symbol, name)
+    taken = {d for v in graph.inputs for d in (v.type.shape or ()) if isinstance(d, str)}
+    return {s: n for s, n in names.items() if n not in taken and
+            list(names.values()).count(n) == 1}
+
+
+def rename_dims(graph: Graph, names: dict[str, str]) -> None:
+    """Rename symbolic dims in the type of every value of `graph`."""
+    if not names:
+        return
+    values = list(graph.inputs) + [v for n in graph.nodes for v in n.outputs if v is not None]
+    for v in values:
+        t = v.type
+        if isinstance(t, TensorType) and t.shape is not None and \
+                any(isinstance(d, str) and d in names for d in t.shape):
+            v.type = TensorType(t.dtype, tuple(names.get(d, d) if isinstance(d, str) else d
+                                               for d in t.shape))
 
 
 # composite ops kept whole: kiln converts them to fewer, better ops than their decompositions

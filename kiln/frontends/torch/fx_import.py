@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.fx
 
-from ...errors import ModelLoadError, UnsupportedOpError
+from ...errors import KilnError, ModelLoadError, UnsupportedOpError
 from ...ir.builder import GraphBuilder
 from ...ir.graph import Graph, Value
 from ...ir.types import TensorType
@@ -195,7 +195,19 @@ class _Importer:
             cx.env[node] = None
             return
         convert = ATEN_CONVERTERS[node.target]
-        result = convert(cx, *normalize_args(node))
+        where = source_line(node)
+        try:
+            result = convert(cx, *normalize_args(node))
+        except KilnError as e:
+            e.add_note(f"while converting FX node '{node.name}' ({op_name(node.target)})"
+                       + (f" from {where}" if where else ""))
+            raise
+        except Exception as e:      # a converter meeting arguments it does not expect
+            raise UnsupportedOpError(
+                f"node '{node.name}' ({op_name(node.target)}"
+                + (f", {where}" if where else "") + f"): kiln cannot convert this call: "
+                f"{type(e).__name__}: {e}", ops=[op_name(node.target)],
+                hint="rewrite the call in terms of ops kiln supports (docs/torch.md)") from e
         if isinstance(result, Value):
             result = self.settle(result, node.meta.get("val"))
         elif isinstance(result, (tuple, list)):

@@ -48,6 +48,25 @@ def test_unsupported_ops_are_listed_at_once_with_node_and_source_line():
     assert f"aten.erfinv.default (node 'erfinv', {__file__}:{line + 2})" in text
 
 
+class Uneven(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, 3)
+
+
+def test_a_converter_refusing_its_arguments_names_node_and_line():
+    with pytest.raises(UnsupportedOpError) as e:
+        export_program(Uneven(), (torch.randn(1, 2, 7, 7),))
+    assert e.value.ops == ("aten._adaptive_avg_pool2d.default",)
+    assert "adaptive pooling of [7, 7] to [3, 3]" in str(e.value)
+    line = Uneven.forward.__code__.co_firstlineno + 1
+    assert any(f"{__file__}:{line}" in note for note in e.value.__notes__)
+
+
+def test_dtypes_kiln_lacks_are_refused():
+    with pytest.raises(UnsupportedOpError, match="complex64"):
+        export_program(SinCos(), (torch.randn(3, dtype=torch.complex64),))
+
+
 def test_import_fx_rejects_what_is_not_a_graph_module():
     with pytest.raises(ModelLoadError):
         import_fx(SinCos())
