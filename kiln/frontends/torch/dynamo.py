@@ -95,7 +95,7 @@ def kiln_backend(gm: torch.fx.GraphModule, example_inputs, *, options=None):
         with torch.no_grad():
             return aot_module_simplified(gm, example_inputs, fw_compiler=compile_aten,
                                          decompositions=core_aten_decompositions(),
-                                         keep_inference_input_mutations=True)
+                                         keep_inference_input_mutations=False)
     except _CannotCompile as e:
         return _fall_back(gm, str(e))
 

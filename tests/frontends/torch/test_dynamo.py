@@ -194,3 +194,18 @@ def test_lowering_error_names_the_aten_op_and_line(kiln_compiles, monkeypatch):
     (message,) = [str(w.message) for w in caught if w.category is KilnFallbackWarning]
     assert "Tanh node" in message and "no lowering for Tanh" in message
     assert f"from aten.tanh.default at {__file__}:{LOWERING_GAP_LINE}" in message
+
+
+def test_in_place_ops_and_input_mutation(kiln_compiles):
+    """Functionalized by aot_autograd: kiln computes the new value, torch writes it back."""
+    def f(x, y):
+        x.add_(1)
+        z = y * 2
+        z.relu_()
+        return x * z
+    a, b = torch.randn(4), torch.randn(4)
+    a_eager = a.clone()
+    got = no_fallback(torch.compile(f, backend="kiln"), a, b)
+    torch.testing.assert_close(got, f(a_eager, b))
+    torch.testing.assert_close(a, a_eager)                  # the caller's x was updated
+    assert len(kiln_compiles) == 1
