@@ -4,9 +4,9 @@
 - UNROLLED: the body repeated `width` times per iteration (all of it when the bounds are
   constant and width is 0), then a remainder loop.
 - VECTORIZED: explicit vector code of `width` lanes (0: from the target) over the multiple-of-
-  width part, then one masked iteration for the tail. A local declared outside the loop and
-  only updated as `acc = acc <op> e` becomes per-lane partials combined after the loop (float
-  add/mul only with `reassociate`). A loop that cannot be vector code (another use of an outer
+  width part, then one masked iteration for the tail (none when constant bounds leave no
+  tail). A local declared outside the loop and only updated as `acc = acc <op> e` becomes
+  per-lane partials combined after the loop (float add/mul only with `reassociate`). A loop that cannot be vector code (another use of an outer
   local, an inner bound that differs per lane) is emitted serial, with a note saying why.
 - PARALLEL: the body is outlined into `void body(ptr ctx, i64 begin, i64 end)`; the values it
   reads (loop variables, locals, the loop start, the entry's five pointers) travel in a ctx
@@ -195,6 +195,9 @@ class KernelEmitter(ExprEmitter):
             return []
 
         self.counted_loop(start, main_end, [], body, step=width, hints=VECTOR_LOOP_HINTS)
+        if _whole_vectors(loop, width):
+            self._finish_partials(partials)
+            return
         # the tail: one masked iteration for the last stop - main_end (< width) lanes
         tail_bb = b.append_basic_block("vec.tail")
         end_bb = b.append_basic_block("vec.end")
@@ -275,6 +278,12 @@ class KernelEmitter(ExprEmitter):
 
         self.counted_loop(begin, end, [], body)
         b.ret_void()
+
+
+def _whole_vectors(loop: Loop, width: int) -> bool:
+    """Constant bounds a multiple of `width` apart: the loop has no tail to emit."""
+    return isinstance(loop.start, Const) and isinstance(loop.stop, Const) and \
+        (int(loop.stop.value) - int(loop.start.value)) % width == 0
 
 
 def field_pointer(b: ir.IRBuilder, ptr, struct_type, k: int):
