@@ -50,6 +50,8 @@ FLAT_GAIN = 1.15                   # the flat form's lane use must beat the row 
 CHANNEL_FORM_BELOW = 0.9
 MAX_ROW = 14
 MIN_ROW = 7
+# taps x accumulators written out per input channel; a bigger kernel keeps the plain nest
+MAX_UNROLLED = 4096
 MIN_TERMS = 64
 
 
@@ -117,6 +119,8 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
     shape = (x.shape[0], Const(M), Const(OH), Const(OW))
     plan = dict(ah=ah, aw=aw, mr=mr, flat=flat and not channels, row=row, group=group, C=C, Cg=Cg, M=M,
                 KH=KH, KW=KW, OH=OH, OW=OW)
+    if KH * KW * (max(row, 1) if channels else mr) > MAX_UNROLLED:
+        return None
     state: dict = {}
 
     def write(ctx, t, buffer):
