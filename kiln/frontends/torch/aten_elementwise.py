@@ -50,6 +50,8 @@ BITWISE = {
     aten.bitwise_and.Tensor: ("And", "BitwiseAnd"), aten.bitwise_and.Scalar: ("And", "BitwiseAnd"),
     aten.bitwise_or.Tensor: ("Or", "BitwiseOr"), aten.bitwise_or.Scalar: ("Or", "BitwiseOr"),
     aten.bitwise_xor.Tensor: ("Xor", "BitwiseXor"),
+    aten.__and__.Tensor: ("And", "BitwiseAnd"), aten.__or__.Tensor: ("Or", "BitwiseOr"),
+    aten.__xor__.Tensor: ("Xor", "BitwiseXor"),
     aten.bitwise_xor.Scalar: ("Xor", "BitwiseXor"),
 }
 

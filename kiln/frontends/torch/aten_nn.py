@@ -51,6 +51,26 @@ def convolution(cx, x, w, bias, stride, padding, dilation, transposed, output_pa
     return cx.b.Conv(*inputs, **attrs, name=cx.node.name)
 
 
+def conv(cx, x, w, bias=None, stride=(1,), padding=(0,), dilation=(1,), groups=1, *_):
+    """conv1d/2d/3d as torch.export records them (padding a list, or "valid"/"same")."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0,)
+        else:
+            kernel = [int(d) for d in cx.fake(w).shape[2:]]
+            dilation = list(dilation) * (len(kernel) if len(dilation) == 1 else 1)
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            if any(t % 2 for t in total):
+                raise _unsupported(cx, "padding='same' with an odd total padding")
+            padding = [t // 2 for t in total]
+    return convolution(cx, x, w, bias, stride, padding, dilation, False, (0,), groups)
+
+
+def conv_transpose(cx, x, w, bias=None, stride=(1,), padding=(0,), output_padding=(0,),
+                   groups=1, dilation=(1,), *_):
+    return convolution(cx, x, w, bias, stride, padding, dilation, True, output_padding, groups)
+
+
 def _scaled(cx, v, factor, what):
     if factor == 1:
         return v
@@ -114,15 +134,16 @@ def native_batch_norm(cx, x, weight, bias, mean, var, training, momentum, eps, *
     return batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps)
 
 
-def batch_stats_norm(cx, x, weight, bias, eps):
+def batch_stats_norm(cx, x, weight, bias, eps, instance: bool = False):
     """Batch norm with the statistics of the batch itself (training mode, and instance norm,
     which torch writes as batch norm without running stats): (y, mean, 1 / std) per channel.
-    Running statistics are not updated (kiln compiles inference)."""
+    Running statistics are not updated (kiln compiles inference). With `instance`, the
+    statistics are per sample and channel (instance_norm as export records it)."""
     xv = cx.tensor(x)
     dtype = xv.type.dtype
     rank = cx.rank(x)
     channels = cx.fake(x).shape[1]
-    axes = cx.ints([0] + list(range(2, rank)))
+    axes = cx.ints(([] if instance else [0]) + list(range(2, rank)))
     mean = cx.b.ReduceMean(xv, axes, keepdims=1, name=cx.name("mean"))
     diff = cx.b.Sub(xv, mean, name=cx.name("diff"))
     var = cx.b.ReduceMean(cx.b.Mul(diff, diff, name=cx.name("sq")), axes, keepdims=1,
@@ -137,6 +158,8 @@ def batch_stats_norm(cx, x, weight, bias, eps):
     if bias is not None:
         y = cx.b.Add(y, cx.b.Reshape(cx.tensor(bias), per_channel, name=cx.name("b")),
                      name=cx.node.name)
+    if instance:
+        return (y, None, None)
     flat = cx.ints([channels if isinstance(channels, int) else -1])
     return (y, cx.b.Reshape(mean, flat, name=cx.name("mean_c")),
             cx.b.Reshape(rstd, flat, name=cx.name("rstd_c")))
@@ -144,6 +167,16 @@ def batch_stats_norm(cx, x, weight, bias, eps):
 
 def batch_norm_no_stats(cx, x, weight, bias, training, momentum, eps, *_):
     return batch_stats_norm(cx, x, weight, bias, eps)
+
+
+def group_norm(cx, x, groups, weight=None, bias=None, eps=1e-5, *_):
+    return native_group_norm(cx, x, weight, bias, None, None, None, groups, eps)[0]
+
+
+def instance_norm(cx, x, weight, bias, mean, var, use_input_stats, momentum, eps, *_):
+    if not use_input_stats:
+        return batch_norm_no_training(cx, x, weight, bias, mean, var, momentum, eps)[0]
+    return batch_stats_norm(cx, x, weight, bias, eps, instance=True)[0]
 
 
 def native_group_norm(cx, x, weight, bias, n, c, hxw, groups, eps, *_):
@@ -308,6 +341,10 @@ def flash_attention_cpu(cx, q, k, v, dropout_p=0.0, is_causal=False, attn_mask=N
 
 CONVERTERS = {
     aten.convolution.default: convolution,
+    aten.conv1d.default: conv, aten.conv2d.default: conv, aten.conv3d.default: conv,
+    aten.conv1d.padding: conv, aten.conv2d.padding: conv, aten.conv3d.padding: conv,
+    aten.conv_transpose1d.default: conv_transpose, aten.conv_transpose2d.input: conv_transpose,
+    aten.group_norm.default: group_norm, aten.instance_norm.default: instance_norm,
     aten.addmm.default: addmm, aten.mm.default: matmul, aten.bmm.default: matmul,
     aten.matmul.default: matmul, aten.linear.default: linear,
     aten.native_layer_norm.default: native_layer_norm, aten.layer_norm.default: layer_norm,

@@ -95,9 +95,12 @@ def decompositions():
     return table
 
 
-def import_exported_program(ep, *, name: str = "torch") -> Graph:
-    """Decompose an ExportedProgram to core ATen and import it, weights frozen as constants."""
-    ep = ep.run_decompositions(decompositions())
+def import_exported_program(ep, *, name: str = "torch", decompose: bool = True) -> Graph:
+    """Decompose an ExportedProgram to core ATen (unless `decompose` is False: the ATen ops
+    as export recorded them, linear, layer_norm, softmax.int...) and import it, weights frozen
+    as constants."""
+    if decompose:
+        ep = ep.run_decompositions(decompositions())
     sig = ep.graph_signature
     frozen = {}
     for spec in sig.input_specs:

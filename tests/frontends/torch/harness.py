@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import kiln
-from kiln.frontends.torch import export_program, import_fx
+from kiln.frontends.torch import export_program, import_exported_program, import_fx
 from kiln.ir.interpreter import interpret
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -42,13 +42,18 @@ class Family:
     """One exported module of cases; interpreter and native results computed on demand."""
 
     def __init__(self, cases: dict, args, dynamic_shapes=None, trace: str = "export"):
-        """`trace`: "export" (torch.export + core ATen decompositions) or "make_fx" (ATen ops
-        as dispatched, no decompositions: silu, linear, layer_norm... stay themselves)."""
+        """`trace`: "export" (torch.export + core ATen decompositions), "export_raw" (the ATen
+        ops export records: linear, layer_norm, softmax.int, batch_norm...) or "make_fx" (ATen
+        ops as dispatched: silu, native_batch_norm, flash attention...)."""
         self.names = list(cases)
         self.module = Cases(cases).eval()
         self.args = tuple(args)
         if trace == "export":
             self.graph = export_program(self.module, self.args, dynamic_shapes=dynamic_shapes)
+        elif trace == "export_raw":
+            with torch.no_grad():
+                ep = torch.export.export(self.module, self.args, strict=False)
+            self.graph = import_exported_program(ep, decompose=False)
         else:
             from torch.fx.experimental.proxy_tensor import make_fx
             with torch.no_grad():

@@ -1,6 +1,7 @@
 """Convolution, matmul, normalization, softmax, pooling and attention converters vs eager
-PyTorch, interpreter and native; once decomposed by torch.export and once as make_fx records
-them (linear, layer_norm, silu, scaled_dot_product_attention... undecomposed)."""
+PyTorch, interpreter and native; three times: decomposed by torch.export, as torch.export
+records them (linear, layer_norm, batch_norm, softmax.int...), and as make_fx dispatches them
+(silu, native_batch_norm, flash attention...)."""
 
 import pytest
 
@@ -92,7 +93,7 @@ def inputs():
     return img, s, q, k, v, mask
 
 
-@pytest.fixture(scope="module", params=["export", "make_fx"])
+@pytest.fixture(scope="module", params=["export", "export_raw", "make_fx"])
 def family(request):
     return Family(CASES, inputs(), trace=request.param)
 
