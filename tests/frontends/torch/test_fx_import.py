@@ -7,7 +7,8 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
 
 import kiln  # noqa: E402
 from kiln.errors import ModelLoadError, UnsupportedOpError  # noqa: E402
-from kiln.frontends.torch import export_program, import_fx  # noqa: E402
+from kiln.frontends.torch import (export_program, import_exported_program, import_fx,  # noqa: E402
+                                 supported_ops)
 from kiln.ir.interpreter import interpret  # noqa: E402
 from kiln.ir.types import TensorType  # noqa: E402
 from kiln.ir.verifier import verify  # noqa: E402
@@ -176,3 +177,16 @@ def test_compiled_module_returns_torch_tensors_when_called_with_them(affine):
 def test_compile_a_module_needs_example_inputs():
     with pytest.raises(ModelLoadError, match="example_inputs"):
         kiln.compile(SinCos())
+
+
+def test_a_program_that_updates_buffers_is_refused():
+    bn = torch.nn.BatchNorm1d(3).train()
+    ep = torch.export.export(bn, (torch.randn(4, 3),), strict=False)
+    with pytest.raises(ModelLoadError, match="mutates buffers"):
+        import_exported_program(ep)
+
+
+def test_supported_ops_lists_the_converted_overloads():
+    ops = supported_ops()
+    assert "aten.convolution.default" in ops and "aten.native_layer_norm.default" in ops
+    assert len(ops) == len(set(ops)) > 200
