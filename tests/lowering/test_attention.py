@@ -19,15 +19,15 @@ def qkv(b=2, hq=3, hkv=3, sq=4, skv=5, d=8, dv=6, dtype=np.float32, seed=0):
             rand((b, hkv, skv, dv), dtype, seed=seed + 2, low=-1, high=1)]
 
 
-@pytest.mark.parametrize("hq,hkv", [(3, 3), (4, 2), (3, 1)])
-@pytest.mark.parametrize("attrs", [{}, {"is_causal": 1}, {"scale": 0.3}, {"softcap": 2.0}])
+@pytest.mark.parametrize("hq,hkv,attrs", [(3, 3, {}), (4, 2, {"is_causal": 1}),
+                                           (3, 1, {"scale": 0.3}), (4, 2, {"softcap": 2.0})])
 def test_attention_4d(backend, hq, hkv, attrs):
     check_op(backend, "Attention", qkv(hq=hq, hkv=hkv), attrs, **TOL)
 
 
-@pytest.mark.parametrize("mask_shape", [(4, 5), (4, 3), (2, 1, 4, 5), (1, 3, 1, 5)])
-@pytest.mark.parametrize("kind", ["float", "bool"])
-@pytest.mark.parametrize("causal", [0, 1])
+@pytest.mark.parametrize("mask_shape,kind,causal", [
+    ((4, 5), "float", 0), ((4, 3), "bool", 1), ((2, 1, 4, 5), "bool", 0),
+    ((1, 3, 1, 5), "float", 1), ((4, 3), "float", 0)])
 def test_attention_masks(backend, mask_shape, kind, causal):
     mask = rand(mask_shape, seed=5) if kind == "float" else \
         np.random.default_rng(5).random(mask_shape) > 0.3
@@ -40,8 +40,7 @@ def test_attention_fully_masked_rows_are_zero(backend):
     check_op(backend, "Attention", [*qkv(), mask], {"qk_matmul_output_mode": 3}, outputs=4, **TOL)
 
 
-@pytest.mark.parametrize("hq,hkv", [(2, 2), (4, 2)])
-@pytest.mark.parametrize("causal", [0, 1])
+@pytest.mark.parametrize("hq,hkv,causal", [(2, 2, 0), (4, 2, 1)])
 def test_attention_past_and_present(backend, hq, hkv, causal):
     q, k, v = qkv(hq=hq, hkv=hkv, sq=3, skv=3)
     pk, pv = rand((2, hkv, 4, 8), seed=7), rand((2, hkv, 4, 6), seed=8)
@@ -51,11 +50,11 @@ def test_attention_past_and_present(backend, hq, hkv, causal):
 
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])
 def test_attention_qk_matmul_output(backend, mode):
-    check_op(backend, "Attention", [*qkv(), rand((4, 5), seed=10)],
+    check_op(backend, "Attention", [*qkv(b=1, hq=2, hkv=2), rand((4, 5), seed=10)],
              {"qk_matmul_output_mode": mode, "is_causal": 1, "softcap": 1.5}, outputs=4, **TOL)
 
 
-@pytest.mark.parametrize("left,right", [(1, -1), (-1, 0), (2, 1)])
+@pytest.mark.parametrize("left,right", [(1, -1), (2, 1)])
 def test_attention_windows(backend, left, right):
     q, k, v = qkv(sq=5, skv=5)
     check_op(backend, "Attention", [q, k, v], {"left_window_size": left,
@@ -86,7 +85,7 @@ def test_attention_float64(backend):
              atol=1e-10)
 
 
-@pytest.mark.parametrize("hq,hkv", [(2, 2), (4, 2)])
+@pytest.mark.parametrize("hq,hkv", [(4, 2)])
 def test_attention_3d(backend, hq, hkv):
     b, sq, skv, d = 2, 3, 4, 4
     q = rand((b, sq, hq * d), seed=14)
