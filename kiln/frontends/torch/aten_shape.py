@@ -229,6 +229,14 @@ def sym_arith(kiln_op: str):
     return convert
 
 
+def sym_numel(cx, src, *_):
+    val = cx.out()
+    if isinstance(val, int) or _static(val):
+        return cx.ints([int(val)])
+    size = cx.b.Size(cx.tensor(src), name=cx.name("size"))
+    return cx.b.Reshape(size, cx.ints([1]), name=cx.node.name)
+
+
 def getitem(cx, seq, i):
     value = cx.env[seq]
     if not isinstance(value, (tuple, list)):
@@ -256,5 +264,7 @@ CONVERTERS = {
     aten.sym_size.int: sym_size,
     operator.mul: sym_arith("Mul"), operator.add: sym_arith("Add"),
     operator.sub: sym_arith("Sub"), operator.floordiv: sym_arith("Div"),
+    operator.mod: sym_arith("Mod"), torch.sym_max: sym_arith("Max"),
+    torch.sym_min: sym_arith("Min"), aten.sym_numel.default: sym_numel,
     operator.getitem: getitem,
 }

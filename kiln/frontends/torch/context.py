@@ -80,6 +80,8 @@ class FxContext:
         """The kiln Value of a tensor operand; a Python number becomes a 0-d constant of
         `dtype` (required then). With `dtype`, a tensor of another dtype is cast to it."""
         if isinstance(arg, torch.fx.Node):
+            if isinstance(arg.meta.get("val"), (int, torch.SymInt)):   # a size used as a number
+                return self.scalar_of_size(arg, dtype or DType.int64)
             v = self.env[arg]
             if isinstance(v, tuple):
                 raise TypeError(f"{arg.name} has several outputs")

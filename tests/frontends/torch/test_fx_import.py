@@ -190,3 +190,20 @@ def test_supported_ops_lists_the_converted_overloads():
     ops = supported_ops()
     assert "aten.convolution.default" in ops and "aten.native_layer_norm.default" in ops
     assert len(ops) == len(set(ops)) > 200
+
+
+def test_symint_arithmetic_and_sizes_used_as_numbers():
+    def f(x):
+        return (x.view(x.shape[0] // 2, x.shape[1] * 2) + x.numel(),
+                torch.arange(x.shape[1] % 4 + 1) * x.shape[0])
+    g = import_fx(symbolic_fx(f, torch.randn(4, 6)))
+    model = kiln.compile(g)
+    for shape in ((4, 6), (8, 3), (2, 5)):
+        x = torch.randn(*shape)
+        want = f(x)
+        got_native = model(x.numpy())
+        got_interp = interpret(g, {g.inputs[0].name: x.numpy()})
+        for got in (got_native, got_interp):
+            for gv, w in zip(got, want):
+                assert gv.dtype == w.numpy().dtype
+                np.testing.assert_allclose(gv, w.numpy(), rtol=1e-5, atol=1e-6)
