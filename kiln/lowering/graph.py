@@ -23,6 +23,7 @@ from .context import LowerContext
 from .registry import lowering_for
 from . import exprs as E
 from .tensor import Tensor, buffers_read, buffers_used, buffers_written, is_contiguous
+from .unlowered import UNLOWERED
 
 # element types the back end computes with
 NATIVE_DTYPES = frozenset({
@@ -186,7 +187,8 @@ def check_lowerable(graph: Graph) -> None:
     lines = []
     if missing:
         lines.append("no native lowering for " + ", ".join(
-            f"{op} ({len(nodes)} node{'s' if len(nodes) > 1 else ''})"
+            f"{op} ({len(nodes)} node{'s' if len(nodes) > 1 else ''}"
+            f"{': ' + UNLOWERED[op] if op in UNLOWERED else ''})"
             for op, nodes in sorted(missing.items())))
     if bad_types:
         lines.append("element types the native back end lacks: " + "; ".join(bad_types))
