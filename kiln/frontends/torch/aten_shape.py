@@ -34,11 +34,14 @@ def _static(d) -> bool:
 # --- reshapes ------------------------------------------------------------------------------
 
 def reshape_target(cx, src, sizes):
-    """The i64 target of a Reshape of `src` (an FX node) to the node's output shape."""
+    """The i64 target of a Reshape of `src` (an FX node) to the node's output shape, or None
+    when it must be computed at run time."""
     in_shape = list(cx.fake(src).shape)
     out_shape = list(cx.out().shape)
     if all(_static(d) for d in out_shape):
         return cx.ints([int(d) for d in out_shape])
+    if any(_static(d) and int(d) == 0 for d in out_shape):
+        return None                         # a 0 in the target would mean "keep this dim"
     codes, unknown = [], []
     for i, d in enumerate(out_shape):
         if _static(d):
@@ -48,21 +51,32 @@ def reshape_target(cx, src, sizes):
         else:
             codes.append(-1)
             unknown.append(i)
-    if len(unknown) <= 1:
-        return cx.ints(codes)
-    if sizes is None:
-        raise UnsupportedOpError(f"node '{cx.node.name}': cannot compute the reshape target "
-                                 f"{out_shape}", ops=[str(cx.node.target)])
-    return cx.sizes(sizes)
+    return cx.ints(codes) if len(unknown) <= 1 else None
+
+
+def _reshape(cx, x, target):
+    """Reshape; allowzero when the target may hold a real 0 (an empty dim)."""
+    zero = any(d == 0 for d in cx.out().shape if isinstance(d, int))
+    if zero:
+        return cx.b.Reshape(x, target, allowzero=1, name=cx.node.name)
+    return cx.b.Reshape(x, target, name=cx.node.name)
 
 
 def view(cx, src, sizes, *_):
     target = reshape_target(cx, src, sizes)
-    return cx.b.Reshape(cx.tensor(src), target, name=cx.node.name)
+    return _reshape(cx, cx.tensor(src), cx.sizes(sizes) if target is None else target)
 
 
 def flatten(cx, src, start_dim=0, end_dim=-1, *_):
-    return cx.b.Reshape(cx.tensor(src), reshape_target(cx, src, None), name=cx.node.name)
+    x = cx.tensor(src)
+    target = reshape_target(cx, src, None)
+    if target is None:                      # [leading dims, -1, trailing dims] at run time
+        rank = cx.rank(src)
+        start, end = _axis(start_dim, rank), _axis(end_dim, rank)
+        lead = cx.b.Shape(x, start=0, end=start, name=cx.name("lead"))
+        tail = cx.b.Shape(x, start=end + 1, name=cx.name("tail"))
+        target = cx.b.Concat(lead, cx.ints([-1]), tail, axis=0, name=cx.name("target"))
+    return _reshape(cx, x, target)
 
 
 def permute(cx, src, dims, *_):

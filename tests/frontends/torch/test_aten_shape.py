@@ -12,6 +12,8 @@ CASES = {
     "view": lambda x, e, ids, idx: x.view(6, 10),
     "reshape_neg": lambda x, e, ids, idx: x.reshape(-1, 5) * 2,
     "flatten": lambda x, e, ids, idx: torch.flatten(x, 1),
+    "view_empty": lambda x, e, ids, idx: x[:, :0].reshape(0, 3, 5) + 1,
+    "flatten_empty": lambda x, e, ids, idx: torch.flatten(x[:0], 1) + 1,
     "permute": lambda x, e, ids, idx: x.permute(2, 0, 1) + 0,
     "transpose": lambda x, e, ids, idx: x.transpose(-1, 0) + 0,
     "t": lambda x, e, ids, idx: e.t() + 0,

@@ -40,7 +40,7 @@ class Block(torch.nn.Module):
         scores = scores.masked_fill(~causal, float("-inf"))
         scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e9)
         ctx = (F.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(batch, seq, -1)
-        return self.out(ctx) + h, h.mean(dim=1)
+        return self.out(ctx) + h, h.mean(dim=1), torch.flatten(ctx, 0, 1) * 2
 
 
 def inputs(batch, seq, seed=0):
@@ -94,3 +94,26 @@ def test_one_compile_runs_every_size(block, batch, seq):
         for g, w in zip(got, want):
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+
+def test_flatten_with_two_new_dims_computes_its_target_at_run_time():
+    """flatten.using_ints (in graphs made before decomposition) of [a, b, c, d] over dims 0-1:
+    two output dims (a*b, and c moved to index 1) need a target made from Shape."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from kiln.frontends.torch import import_fx
+    gm = make_fx(lambda x: x.reshape(-1, x.shape[2], x.shape[3]) * 2,
+                 tracing_mode="symbolic")(torch.randn(2, 3, 4, 5))
+    view = next(n for n in gm.graph.nodes if n.target == torch.ops.aten.view.default)
+    view.target, view.args = torch.ops.aten.flatten.using_ints, (view.args[0], 0, 1)
+    gm.graph.eliminate_dead_code()          # the sym_size nodes the view read
+    assert not any(n.target == torch.ops.aten.sym_size.int for n in gm.graph.nodes)
+    gm.recompile()
+    graph = import_fx(gm)
+    assert "Shape" in {n.op.name for n in graph.nodes}
+    model = kiln.compile(graph)
+    for shape in ((2, 3, 4, 5), (1, 6, 2, 3), (4, 1, 3, 1)):
+        x = torch.randn(*shape)
+        (got,) = model(x.numpy())
+        np.testing.assert_array_equal(got, (torch.flatten(x, 0, 1) * 2).numpy())
