@@ -28,3 +28,13 @@ def test_torch_compile_kiln_reads_na_when_a_graph_runs_eagerly(monkeypatch):
     assert cell.stats is None
     assert cell.reason.startswith("1 graph(s) ran eagerly") and "aten.add.Tensor" in cell.reason
     assert row.cells["PyTorch eager"].stats is not None
+
+
+def test_dynamo_report_runs_the_mlp(capsys):
+    from benchmarks import dynamo_report
+    assert dynamo_report.main(["--models", "mlp", "--repeat", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mlp |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1] == "1"                                  # one graph, compiled by kiln
+    assert cells[-1].endswith("×")

@@ -79,6 +79,10 @@ def test_freeze_compiles_weights_as_constants(kiln_compiles):
     (made,) = kiln_compiles
     assert made.model.input_names and len(made.model.input_names) == 1     # only x
     assert len(made.frozen) == 4 and made.model.options.opt_level == 3
+    before = model(x)
+    with torch.no_grad():                   # frozen: a later change of a weight is not seen
+        model[0].weight.mul_(2)
+    torch.testing.assert_close(no_fallback(compiled, x), before, rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_option_is_a_kiln_error():
