@@ -219,7 +219,8 @@ class _Importer:
 
     def settle(self, v: Value, fake) -> Value:
         """Give `v` torch's dtype (a cast if a converter left another) and fill the dims kiln
-        could not infer with the ones torch recorded."""
+        could not infer with the ones torch recorded. A shape that contradicts torch's is a
+        conversion kiln got wrong: an error, never a silently wrong result."""
         if not isinstance(fake, torch.Tensor) or not isinstance(v.type, TensorType):
             return v
         dtype = kiln_dtype(fake.dtype, self.cx.node.name)
@@ -227,6 +228,14 @@ class _Importer:
             v = self.cx.cast(v, dtype)
         known = tuple(dim_of(d) for d in fake.shape)
         shape = v.type.shape
+        if shape is not None and (len(shape) != len(known) or any(
+                isinstance(d, int) and isinstance(k, int) and d != k
+                for d, k in zip(shape, known))):
+            node = self.cx.node
+            raise UnsupportedOpError(
+                f"node '{node.name}' ({op_name(node.target)}): kiln's conversion has shape "
+                f"{list(shape)} where torch has {list(known)}", ops=[op_name(node.target)],
+                hint="this is a bug in kiln's converter for this op; please report it")
         if shape is None:
             v.type = TensorType(dtype, known)
         elif len(shape) == len(known) and any(d is None and k is not None

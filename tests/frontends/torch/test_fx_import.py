@@ -207,3 +207,13 @@ def test_symint_arithmetic_and_sizes_used_as_numbers():
             for gv, w in zip(got, want):
                 assert gv.dtype == w.numpy().dtype
                 np.testing.assert_allclose(gv, w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_conversion_contradicting_torchs_shape_is_an_error(monkeypatch):
+    from kiln.frontends.torch.aten_table import ATEN_CONVERTERS
+    flat = lambda cx, x, *_: cx.b.Reshape(cx.tensor(x), cx.ints([-1]))  # noqa: E731
+    monkeypatch.setitem(ATEN_CONVERTERS, torch.ops.aten.neg.default, flat)
+    from torch.fx.experimental.proxy_tensor import make_fx
+    gm = make_fx(lambda x: -x)(torch.randn(2, 3))
+    with pytest.raises(UnsupportedOpError, match=r"kiln's conversion has shape \[6\]"):
+        import_fx(gm)
