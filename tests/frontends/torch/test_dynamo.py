@@ -213,3 +213,16 @@ def test_in_place_ops_and_input_mutation(kiln_compiles):
     torch.testing.assert_close(got, f(a_eager, b))
     torch.testing.assert_close(a, a_eager)                  # the caller's x was updated
     assert len(kiln_compiles) == 1
+
+
+def test_bfloat16_tensors_cross_both_ways(kiln_compiles):
+    """NumPy has no bfloat16: inputs and outputs go through an int16 view (ml_dtypes)."""
+    def f(x, y):
+        return x * y + 1, x.float().sum()
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 8).to(torch.bfloat16), torch.randn(4, 8).to(torch.bfloat16)
+    got = no_fallback(torch.compile(f, backend="kiln"), x, y)
+    want = f(x, y)
+    assert got[0].dtype == torch.bfloat16 and got[1].dtype == torch.float32
+    torch.testing.assert_close(got, want)
+    assert len(kiln_compiles) == 1
