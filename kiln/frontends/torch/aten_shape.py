@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ...errors import UnsupportedOpError
-from ...ir.dtypes import DType
 from .context import same_dim
 
 aten = torch.ops.aten

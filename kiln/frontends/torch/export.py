@@ -5,9 +5,10 @@
     graph = import_exported_program(ep)                                  # an ExportedProgram
 
 The module is exported for inference (eval mode, no_grad, strict=False), decomposed to core
-ATen ops (`run_decompositions()`, keeping scaled_dot_product_attention and matmul whole), and its parameters, buffers and lifted constants are frozen
-into graph constants; the user inputs become the graph inputs, in order. A dim given a
-torch.export.Dim is named after it ("batch"), not after torch's symbol ("s77").
+ATen ops (`run_decompositions()`, keeping scaled_dot_product_attention and matmul whole),
+and its parameters, buffers and lifted constants are frozen into graph constants; the user
+inputs become the graph inputs, in order. A dim given a torch.export.Dim is named after it
+("batch"), not after torch's symbol ("s77").
 """
 
 from __future__ import annotations

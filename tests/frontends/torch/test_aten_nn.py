@@ -17,7 +17,8 @@ W = {
     "dw": torch.randn(6, 1, 3, 3) * 0.3, "convt": torch.randn(3, 2, 3, 3) * 0.3,
     "lin": torch.randn(8, 5) * 0.3, "lin_b": torch.randn(8),
     "bn_mean": torch.randn(3), "bn_var": torch.rand(3) + 0.5, "bn_w": torch.randn(3),
-    "bn_b": torch.randn(3), "gn_w": torch.randn(6), "gn_b": torch.randn(6), "ln_w": torch.randn(5), "ln_b": torch.randn(5),
+    "bn_b": torch.randn(3), "gn_w": torch.randn(6), "gn_b": torch.randn(6),
+    "ln_w": torch.randn(5), "ln_b": torch.randn(5),
 }
 
 CASES = {
