@@ -52,6 +52,10 @@ MAX_ROW = 14
 MIN_ROW = 7
 # taps x accumulators written out per input channel; a bigger kernel keeps the plain nest
 MAX_UNROLLED = 4096
+# all taps written out (not a loop over the kernel's rows) up to this many taps x accumulators,
+# below this many input channels
+UNROLL_TAPS = 128
+ROLL_FROM_CHANNELS = 128
 MIN_TERMS = 64
 
 
@@ -60,10 +64,20 @@ class Axis:
 
     def __init__(self, kernel: int, stride: int, dilation: int, begin: int, out: int,
                  size: int):
-        self.stride, self.begin, self.size = stride, begin, size
+        self.stride, self.dilation, self.begin, self.size = stride, dilation, begin, size
+        self.kernel = kernel
         self.phases = 1 if all(k * dilation % stride == 0 for k in range(kernel)) else stride
         self.taps = [((k * dilation) % stride, (k * dilation) // stride) for k in range(kernel)]
         self.length = out + max(a for _, a in self.taps)    # positions of xp per phase
+
+    def tap(self, k) -> tuple:
+        """(phase slot, offset) of tap k (an int, or the Var of a loop over the taps)."""
+        if isinstance(k, int):
+            return tuple(Const(v) for v in self.taps[k])
+        t = E.mul(k, self.dilation)
+        if self.stride == 1:
+            return E.ZERO, t
+        return (E.mod(t, self.stride) if self.phases > 1 else E.ZERO), E.floordiv(t, self.stride)
 
     def inside(self, phase: int, length: int) -> tuple[int, int]:
         """The positions [lo, hi) of xp's `phase` that copy an input element (the others are
@@ -203,6 +217,22 @@ def _packed_weights(ctx, node, w: Tensor, mr: int, channels: bool = False) -> Bu
     return buf
 
 
+def _kernel_rows(ctx, ah: Axis, per_row: int, channels: int) -> tuple:
+    """(the Var of a loop over the kernel's rows, [that Var]): only one row's taps are written
+    out, which keeps the code (and LLVM's time) small, for a branch per row. Or (None, every
+    row as an int): all taps written out, when they are few (per_row statements a row) and the
+    input channels few enough that the branch shows (measured: 9% at 64 channels of 56 x 56,
+    nothing from 128 channels on)."""
+    if ah.kernel == 1 or (ah.kernel * per_row <= UNROLL_TAPS and channels < ROLL_FROM_CHANNELS):
+        return None, list(range(ah.kernel))
+    kh = ctx.fresh_var("kh")
+    return kh, [kh]
+
+
+def _rolled(kh, ah: Axis, taps: list) -> list:
+    return taps if kh is None else [Loop(kh, E.ZERO, Const(ah.kernel), taps)]
+
+
 def _nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: Buffer, p: dict) -> list:
     ah, aw, mr, flat = p["ah"], p["aw"], p["mr"], p["flat"]
     mb, n, c = ctx.fresh_var("mb"), ctx.fresh_var("n"), ctx.fresh_var("c")
@@ -216,21 +246,24 @@ def _nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: Buffer, p
         N, C, PH, PW, R, _ = xp.shape
         src = xp.view(ctx.fresh_name(f"{xp.name}_flat"), (N, C, PH, PW, R * wq),
                       xp.strides[:4] + (Const(1),), xp.offset)
+    row_var, kernel_rows = _kernel_rows(ctx, ah, aw.kernel * mr, p["Cg"])
     taps = []
-    for kh, (sh, a) in enumerate(ah.taps):
-        for kw, (sw_, b) in enumerate(aw.taps):
+    for kh in kernel_rows:
+        sh, a = ah.tap(kh)
+        for kw in range(aw.kernel):
+            sw_, b = aw.tap(kw)
             xv = Var(ctx.fresh_name("xv"), f32)
             if flat:
-                where = (n, cin, Const(sh), Const(sw_), E.add(v, a * wq + b))
+                where = (n, cin, sh, sw_, E.add(v, E.add(E.mul(a, wq), b)))
                 load = Load(src, where)
             else:
-                load = Load(xp, (n, cin, Const(sh), Const(sw_), E.add(oh, a), E.add(v, b)))
+                load = Load(xp, (n, cin, sh, sw_, E.add(oh, a), E.add(v, b)))
             taps.append(Local(xv, load))
             for r, acc in enumerate(accs):
-                taps.append(Assign(acc, acc + xv * Load(wp, (mb, c, Const(kh), Const(kw),
+                taps.append(Assign(acc, acc + xv * Load(wp, (mb, c, E.index(kh), Const(kw),
                                                                Const(r)))))
     body = [Local(acc, E.const(0.0, f32)) for acc in accs]
-    body.append(Loop(c, E.ZERO, Const(p["Cg"]), taps))
+    body.append(Loop(c, E.ZERO, Const(p["Cg"]), _rolled(row_var, ah, taps)))
     if flat:
         row = E.floordiv(v, wq)
         col = E.minimum(E.mod(v, wq), p["OW"] - 1)
@@ -256,28 +289,31 @@ def _channel_nest(ctx, anchor: Anchor, t: Tensor, out: Buffer, xp: Buffer, wp: B
     are the accumulators. Each tap loads one vector of weights and broadcasts one input value
     per position; the stores go down the channel axis (scatters)."""
     ah, aw = p["ah"], p["aw"]
-    mb, n, c, oh, m, ob = (ctx.fresh_var(h) for h in ("mb", "n", "c", "oh", "m", "ob"))
+    mb, n, c, oh, lane, ob = (ctx.fresh_var(h) for h in ("mb", "n", "c", "oh", "m", "ob"))
     width = p["row"]
     ow0 = E.mul(ob, width)
     per_group = p["M"] // p["group"]
     cin = c if p["group"] == 1 else \
         E.add(E.mul(E.floordiv(E.mul(mb, LANES), per_group), p["Cg"]), c)
     accs = [Var(ctx.fresh_name(f"acc{q}"), f32) for q in range(width)]
+    row_var, kernel_rows = _kernel_rows(ctx, ah, aw.kernel * width, p["Cg"])
     taps = []
-    for kh, (sh, a) in enumerate(ah.taps):
-        for kw, (sw_, b) in enumerate(aw.taps):
+    for kh in kernel_rows:
+        sh, a = ah.tap(kh)
+        for kw in range(aw.kernel):
+            sw_, b = aw.tap(kw)
             wv = Var(ctx.fresh_name("wv"), f32)
-            taps.append(Local(wv, Load(wp, (mb, c, Const(kh), Const(kw), E.sub(m, E.mul(mb, LANES))))))
+            taps.append(Local(wv, Load(wp, (mb, c, E.index(kh), Const(kw), lane))))
             for q, acc in enumerate(accs):
-                xv = Load(xp, (n, cin, Const(sh), Const(sw_), E.add(oh, a), E.add(ow0, q + b)))
+                xv = Load(xp, (n, cin, sh, sw_, E.add(oh, a), E.add(E.add(ow0, q), b)))
                 taps.append(Assign(acc, acc + xv * wv))
     body = [Local(acc, E.const(0.0, f32)) for acc in accs]
-    body.append(Loop(c, E.ZERO, Const(p["Cg"]), taps))
+    body.append(Loop(c, E.ZERO, Const(p["Cg"]), _rolled(row_var, ah, taps)))
+    m = E.add(E.mul(mb, LANES), lane)
     idxs = [(n, m, oh, E.add(ow0, q)) for q in range(width)]
     with anchor.bind(dict(zip(idxs, accs))):
         body += [Store(out, idx, t.at(idx)) for idx in idxs]
-    first = E.mul(mb, LANES)
-    inner = Loop(m, first, E.add(first, LANES), body, LoopKind.VECTORIZED, LANES)
+    inner = Loop(lane, E.ZERO, Const(LANES), body, LoopKind.VECTORIZED, LANES)
     row = Loop(ob, E.ZERO, Const(p["OW"] // width), [inner])
     nest = Loop(n, E.ZERO, out.shape[0], [Loop(oh, E.ZERO, Const(p["OH"]), [row])])
     return [Loop(mb, E.ZERO, Const(p["M"] // LANES), [nest], LoopKind.PARALLEL)]

@@ -92,6 +92,10 @@ CASES = [
     ((1, 8, 7, 7), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
     ((1, 8, 4, 28), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                       # 2 blocks a row
     ((1, 16, 5, 9), (32, 8, 3, 3), {"group": 2, "pads": [0, 1, 2, 1], "strides": [1, 2]}),
+    # many taps: a loop over the kernel's rows instead of every tap written out
+    ((1, 8, 9, 9), (16, 8, 5, 7), {"strides": [2, 2], "pads": [2, 3, 2, 3]}),
+    ((1, 3, 20, 18), (8, 3, 5, 5), {"dilations": [2, 2], "strides": [2, 1], "pads": [3] * 4}),
+    ((1, 3, 17, 19), (8, 3, 5, 4), {"dilations": [1, 2], "strides": [3, 2], "pads": [1] * 4}),
 ]
 
 
