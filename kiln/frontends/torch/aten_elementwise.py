@@ -225,10 +225,18 @@ def leaky_relu(cx, a, negative_slope=0.01, *_):
 
 
 def elu(cx, a, alpha=1.0, scale=1.0, input_scale=1.0, *_):
-    if scale != 1 or input_scale != 1:
-        raise UnsupportedOpError(f"node '{cx.node.name}': elu with scale is not supported",
-                                 ops=[str(cx.node.target)])
-    return cx.b.Elu(cx.tensor(a), alpha=float(alpha), name=cx.node.name)
+    """scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)); SELU is elu with scales."""
+    x = cx.tensor(a)
+    if scale == 1 and input_scale == 1:
+        return cx.b.Elu(x, alpha=float(alpha), name=cx.node.name)
+    dtype = x.type.dtype
+    inner = cx.b.Mul(x, cx.tensor(input_scale, dtype), name=cx.name("in"))
+    neg = cx.b.Mul(cx.b.Sub(cx.b.Exp(inner, name=cx.name("exp")), cx.tensor(1, dtype),
+                            name=cx.name("expm1")), cx.tensor(alpha * scale, dtype),
+                   name=cx.name("neg"))
+    pos = cx.b.Mul(x, cx.tensor(scale, dtype), name=cx.name("pos"))
+    return cx.b.Where(cx.b.Greater(x, cx.tensor(0, dtype), name=cx.name("gt")), pos, neg,
+                      name=cx.node.name)
 
 
 def hardtanh(cx, a, min_val=-1.0, max_val=1.0, *_):

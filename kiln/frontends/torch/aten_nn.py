@@ -247,12 +247,7 @@ def adaptive_avg_pool(cx, x, output_size, *_):
     output_size = [int(s) for s in output_size]
     if all(s == 1 for s in output_size):
         return cx.b.GlobalAveragePool(xv, name=cx.node.name)
-    spatial = cx.fake(x).shape[-len(output_size):]
-    if not all(isinstance(d, int) or d.node.expr.is_Integer for d in spatial) or \
-            any(int(d) % s for d, s in zip(spatial, output_size)):
-        raise _unsupported(cx, f"adaptive pooling of {list(spatial)} to {output_size} (kiln "
-                               f"needs static input sizes that the output size divides)")
-    kernel = [int(d) // s for d, s in zip(spatial, output_size)]
+    kernel = _even_kernel(cx, x, output_size)
     return cx.b.AveragePool(xv, kernel_shape=kernel, strides=kernel, name=cx.node.name)
 
 
@@ -283,6 +278,28 @@ def upsample(mode: str, overload: str):
                           "scales")
         return cx.b.Resize(xv, None, scales, mode=mode, **attrs, name=cx.node.name)
     return convert
+
+
+def adaptive_max_pool(cx, x, output_size, *_):
+    """(values, indices): global max pooling for output 1x1, a plain MaxPool when the output
+    size divides the input size; the indices are not supported."""
+    if 1 in _used_outputs(cx):
+        raise _unsupported(cx, "the indices of adaptive_max_pool are not supported")
+    xv = cx.tensor(x)
+    output_size = [int(s) for s in output_size]
+    if all(s == 1 for s in output_size):
+        return (cx.b.GlobalMaxPool(xv, name=cx.node.name), None)
+    kernel = _even_kernel(cx, x, output_size)
+    return (cx.b.MaxPool(xv, kernel_shape=kernel, strides=kernel, name=cx.node.name), None)
+
+
+def _even_kernel(cx, x, output_size):
+    spatial = cx.fake(x).shape[-len(output_size):]
+    if not all(isinstance(d, int) or d.node.expr.is_Integer for d in spatial) or \
+            any(int(d) % s for d, s in zip(spatial, output_size)):
+        raise _unsupported(cx, f"adaptive pooling of {list(spatial)} to {output_size} (kiln "
+                               f"needs static input sizes that the output size divides)")
+    return [int(d) // s for d, s in zip(spatial, output_size)]
 
 
 # --- attention -----------------------------------------------------------------------------
@@ -364,6 +381,7 @@ CONVERTERS = {
     aten.max_pool2d.default: max_pool, aten.avg_pool2d.default: avg_pool,
     aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
     aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
+    aten.adaptive_max_pool2d.default: adaptive_max_pool,
     aten.scaled_dot_product_attention.default: attention,
     aten._scaled_dot_product_flash_attention_for_cpu.default: flash_attention_cpu,
 }

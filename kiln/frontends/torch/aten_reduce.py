@@ -1,4 +1,5 @@
-"""Reductions (sum, mean, amax/amin, max/min.dim, argmax/argmin, any/all, prod, var) and tensor
+"""Reductions (sum, mean, amax/amin, max/min.dim, argmax/argmin, any/all, prod, var, norms,
+cumprod, sort) and tensor
 creation (full, zeros/ones/empty(_like), arange, scalar_tensor): a scalar Expanded to the size.
 
 A reduction computes in the node's result dtype (torch sums booleans and small ints as int64);
@@ -66,6 +67,49 @@ def arg_reduce(arg_op: str):
         return getattr(cx.b, arg_op)(v, axis=_axes(cx, x, dim)[0], keepdims=int(bool(keepdim)),
                                      name=cx.node.name)
     return convert
+
+
+def vector_norm(cx, x, ord=2, dims=None, keepdim=False, *_):
+    """linalg_vector_norm: ReduceL2 / ReduceL1, max |x| for ord inf, (sum |x|^p)^(1/p)."""
+    v = cx.tensor(x, cx.out_dtype())
+    dtype = v.type.dtype
+    axes, keep = cx.ints(_axes(cx, x, dims)), int(bool(keepdim))
+    if ord == 2:
+        return cx.b.ReduceL2(v, axes, keepdims=keep, name=cx.node.name)
+    if ord == 1:
+        return cx.b.ReduceL1(v, axes, keepdims=keep, name=cx.node.name)
+    absolute = cx.b.Abs(v, name=cx.name("abs"))
+    if ord in (float("inf"), float("-inf")):
+        op = cx.b.ReduceMax if ord > 0 else cx.b.ReduceMin
+        return op(absolute, axes, keepdims=keep, name=cx.node.name)
+    if ord == 0:
+        raise UnsupportedOpError(f"node '{cx.node.name}': the 0-norm is not supported",
+                                 ops=[str(cx.node.target)])
+    powered = cx.b.Pow(absolute, cx.tensor(ord, dtype), name=cx.name("pow"))
+    total = cx.b.ReduceSum(powered, axes, keepdims=keep, name=cx.name("sum"))
+    return cx.b.Pow(total, cx.tensor(1 / ord, dtype), name=cx.node.name)
+
+
+def cumprod(cx, x, dim, *_):
+    v = cx.tensor(x, cx.out_dtype())
+    axis = _axes(cx, x, dim)[0]
+    return cx.b.CumProd(v, cx.const(np.asarray(axis, np.int64), "axis"), name=cx.node.name)
+
+
+def sort(cx, x, dim=-1, descending=False, *_):
+    """sort (stable: ties keep their order, as TopK does) as TopK of every element."""
+    v = cx.tensor(x)
+    axis = _axes(cx, x, dim)[0]
+    size = cx.fake(x).shape[axis] if cx.rank(x) else 1
+    k = cx.ints([int(size)]) if isinstance(size, int) or size.node.expr.is_Integer else \
+        cx.dim_size(v, axis)
+    values, indices = cx.b.TopK(v, k, axis=axis, largest=int(bool(descending)), sorted=1,
+                                outputs=[cx.node.name, f"{cx.node.name}_indices"])
+    return (values, indices)
+
+
+def sort_stable(cx, x, stable=None, dim=-1, descending=False, *_):
+    return sort(cx, x, dim, descending)
 
 
 def var(cx, x, dims=None, correction=None, keepdim=False, *_):
@@ -148,7 +192,8 @@ CONVERTERS = {
     aten.all.dim: reduce("ReduceMin", True), aten.all.default: reduce_all("ReduceMin", True),
     aten.max.dim: max_dim("ReduceMax", "ArgMax"), aten.min.dim: max_dim("ReduceMin", "ArgMin"),
     aten.argmax.default: arg_reduce("ArgMax"), aten.argmin.default: arg_reduce("ArgMin"),
-    aten.var.correction: var,
+    aten.var.correction: var, aten.linalg_vector_norm.default: vector_norm,
+    aten.cumprod.default: cumprod, aten.sort.default: sort, aten.sort.stable: sort_stable,
     aten.full.default: full, aten.zeros.default: filled(0), aten.ones.default: filled(1),
     aten.empty.memory_format: filled(0), aten.empty_permuted.default: filled(0),
     aten.empty_strided.default: filled(0), aten.full_like.default: full_like,

@@ -18,11 +18,13 @@ RTOL, ATOL = 1e-4, 1e-5
 
 
 class Cases(torch.nn.Module):
-    """forward(*inputs) -> (case_0(*inputs), case_1(*inputs), ...)."""
+    """forward(*inputs) -> (case_0(*inputs), case_1(*inputs), ...). `layers` are the nn
+    modules the cases call, registered so that export sees them as submodules."""
 
-    def __init__(self, cases: dict):
+    def __init__(self, cases: dict, layers: dict | None = None):
         super().__init__()
         self.fns = list(cases.values())
+        self.layers = torch.nn.ModuleDict(layers or {})
 
     def forward(self, *inputs):
         return tuple(fn(*inputs) for fn in self.fns)
@@ -41,12 +43,13 @@ def feeds(graph, args) -> dict:
 class Family:
     """One exported module of cases; interpreter and native results computed on demand."""
 
-    def __init__(self, cases: dict, args, dynamic_shapes=None, trace: str = "export"):
+    def __init__(self, cases: dict, args, dynamic_shapes=None, trace: str = "export",
+                 layers: dict | None = None):
         """`trace`: "export" (torch.export + core ATen decompositions), "export_raw" (the ATen
         ops export records: linear, layer_norm, softmax.int, batch_norm...) or "make_fx" (ATen
         ops as dispatched: silu, native_batch_norm, flash attention...)."""
         self.names = list(cases)
-        self.module = Cases(cases).eval()
+        self.module = Cases(cases, layers).eval()
         self.args = tuple(args)
         if trace == "export":
             self.graph = export_program(self.module, self.args, dynamic_shapes=dynamic_shapes)
