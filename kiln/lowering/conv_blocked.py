@@ -6,7 +6,7 @@ DESIGN.md's measured facts, applied to Conv without an im2col buffer).
         vector for ow in [0, OW), 16 lanes         output positions along a row
           acc_0 .. acc_{MR-1} = 0                  <16 x float> each: MR output channels
           for c in [0, C / group)
-            (every tap kh, kw, unrolled)
+            (every tap kh, kw, written out)
               xv = xp[n, c, phase(kh), phase(kw), oh + a(kh), ow + a(kw)]      one vector load
               acc_r += xv * wp[mb, c, kh, kw, r]                                broadcast, fma
           y[n, mb * MR + r, oh, ow] = epilogue(acc_r)                           one store each
@@ -19,11 +19,18 @@ DESIGN.md's measured facts, applied to Conv without an im2col buffer).
   output o then reads phase (k * d) mod s at o + (k * d) div s, so every read is contiguous
   along the vector, whatever the stride, and the hot loop has no padding test. With no padding
   and stride 1 the copy is skipped when x is already a contiguous buffer.
-- **Flat form.** A narrow image (ResNet's 7 x 7) wastes most lanes of a row. Then the vector
-  runs over q in [0, OH * Wq), the rows of xp laid end to end (Wq = xp's row length): tap
-  (kh, kw) of q reads xp's flat position q + a(kh) * Wq + a(kw), still contiguous. Lanes whose
-  column is past OW are computed and dropped (the store is under a per-lane test); xp has one
-  more row so their reads stay inside it.
+- **Flat form.** A narrow image wastes most lanes of a row. Then the vector runs over q in
+  [0, OH * Wq), the rows of xp laid end to end (Wq = xp's row length): tap (kh, kw) of q reads
+  xp's flat position q + a(kh) * Wq + a(kw), still contiguous. Lanes whose column is past OW
+  are computed and dropped (the store is under a per-lane test); xp has one more row so their
+  reads stay inside it.
+- **Channel form.** When both of those leave lanes idle (rows of 7, 14, 28 or 56), each output
+  sums enough terms and the output channels of a group are a multiple of 16: the vector holds
+  16 output channels, and up to 14 positions of a row are the accumulators (one weight vector
+  load and 14 broadcast FMAs a tap; the stores go down the channel axis). ResNet-18's 3x3
+  convolutions all take it; its stem keeps the row form.
+- **Code size.** With many taps or input channels the taps of one kernel row are written out
+  inside a loop over the rows, instead of all of them.
 - **Epilogue.** The conv is an Anchor (conv_epilogue.py): the tensor written (the conv itself,
   or a fused group's bias / Relu / residual Add on top of it) is evaluated per accumulator.
 """
@@ -44,10 +51,12 @@ f32 = DType.float32
 LANES = VECTOR_BYTES // 4          # float32 lanes of one vector register
 MAX_BLOCK = 8                      # output channels per block (accumulator vectors)
 FLAT_GAIN = 1.15                   # the flat form's lane use must beat the row form's by this
-# the channel form: taken when the row and flat forms use fewer lanes than this, a row splits
-# into blocks of MIN_ROW..MAX_ROW positions (one accumulator each) and each output sums at least
-# MIN_TERMS terms (its stores are scatters, paid once per output)
-CHANNEL_FORM_BELOW = 0.9
+# the channel form: taken when the row and flat forms leave lanes idle (use fewer than this),
+# a row splits into blocks of MIN_ROW..MAX_ROW positions (one accumulator each) and each output
+# sums at least MIN_TERMS terms (its stores are scatters, paid once per output). Measured on
+# one core: ResNet-18's 3x3 convs 95 -> 104-112 GFLOP/s, its 1x1 downsamples of 128 and 256
+# channels 71 -> 83-93; below 128 terms (the 64-channel 1x1, the 3-channel stem) it loses.
+CHANNEL_FORM_BELOW = 0.99
 MAX_ROW = 14
 MIN_ROW = 7
 # taps x accumulators written out per input channel; a bigger kernel keeps the plain nest
@@ -56,7 +65,7 @@ MAX_UNROLLED = 4096
 # below this many input channels
 UNROLL_TAPS = 128
 ROLL_FROM_CHANNELS = 128
-MIN_TERMS = 64
+MIN_TERMS = 128
 
 
 class Axis:

@@ -15,7 +15,7 @@ from kiln.ir.dtypes import DType
 from kiln.ir.interpreter import interpret
 from kiln.ir.types import TensorType
 from kiln.loops.expr import Reduce, children
-from kiln.loops.stmt import Store, walk
+from kiln.loops.stmt import Loop, LoopKind, Store, walk
 from kiln.loops.verifier import verify_program
 from kiln.lowering import lower_graph
 
@@ -89,9 +89,9 @@ CASES = [
     ((1, 2, 5, 6), (3, 2, 3, 3), {"pads": [4, 0, 3, 5], "strides": [3, 2]}),      # pad > kernel
     ((1, 2, 6, 6), (3, 2, 2, 2), {"strides": [3, 3], "dilations": [2, 2]}),
     # the channel form: 16 output channels a vector, a row's positions the accumulators
-    ((1, 8, 7, 7), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
-    ((1, 8, 4, 28), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),                       # 2 blocks a row
-    ((1, 16, 5, 9), (32, 8, 3, 3), {"group": 2, "pads": [0, 1, 2, 1], "strides": [1, 2]}),
+    ((1, 16, 7, 7), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 16, 3, 28), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),                     # 2 blocks a row
+    ((1, 32, 5, 9), (32, 16, 3, 3), {"group": 2, "pads": [0, 1, 2, 1], "strides": [1, 2]}),
     # many taps: a loop over the kernel's rows instead of every tap written out
     ((1, 8, 9, 9), (16, 8, 5, 7), {"strides": [2, 2], "pads": [2, 3, 2, 3]}),
     ((1, 3, 20, 18), (8, 3, 5, 5), {"dilations": [2, 2], "strides": [2, 1], "pads": [3] * 4}),
@@ -102,6 +102,25 @@ CASES = [
 @pytest.mark.parametrize("xs,ws,attrs", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
 def test_blocked_conv(xs, ws, attrs, backend):
     check(backend, *conv_graph(xs, ws, attrs), optimize=False)
+
+
+def form_of(program) -> str:
+    """Which form the conv kernel took, by the name of its vector loop."""
+    names = [s.var.name for k in program.kernels if not k.name.endswith("_input")
+             for s in walk(k.body) if isinstance(s, Loop) and s.kind is LoopKind.VECTORIZED]
+    return {"m": "channels", "q": "flat", "o": "row"}[names[0][0]]
+
+
+@pytest.mark.parametrize("xs,ws,attrs,form", [
+    ((1, 3, 11, 9), (8, 3, 3, 3), {"pads": [1] * 4}, "flat"),           # 9 of 16 lanes a row
+    ((1, 4, 3, 32), (8, 4, 3, 3), {"pads": [1] * 4}, "row"),            # whole vectors
+    ((1, 16, 3, 28), (16, 16, 3, 3), {"pads": [1] * 4}, "channels"),    # 28 of 32, 144 terms
+    ((1, 8, 3, 28), (16, 8, 3, 3), {"pads": [1] * 4}, "row"),           # 72 terms: too few
+    ((1, 3, 3, 64), (16, 3, 7, 7), {"pads": [3] * 4}, "row"),           # a stem: whole vectors
+])
+def test_form_chosen(xs, ws, attrs, form):
+    graph, _ = conv_graph(xs, ws, attrs)
+    assert form_of(lower_graph(graph)) == form
 
 
 def test_blocked_conv_weights_from_an_input(backend):
