@@ -203,41 +203,51 @@ def softmax(kiln_op: str):
 
 # --- pooling -------------------------------------------------------------------------------
 
-def _pool_attrs(kernel, stride, padding, dilation=None):
-    n = len(kernel)
-    stride = list(stride) if stride else list(kernel)
-    padding = list(padding) * (n if len(padding) == 1 else 1)
-    attrs = dict(kernel_shape=list(kernel), strides=stride * (n if len(stride) == 1 else 1),
+def _pool_attrs(n: int, kernel, stride, padding, dilation=None) -> dict:
+    """ONNX pooling attributes from torch's, each list widened to `n` dims."""
+    def wide(v):
+        return list(v) * (n if len(v) == 1 else 1)
+    kernel = wide(kernel)
+    padding = wide(padding)
+    attrs = dict(kernel_shape=kernel, strides=wide(stride) if stride else kernel,
                  pads=padding + padding)
     if dilation:
-        attrs["dilations"] = list(dilation) * (n if len(dilation) == 1 else 1)
+        attrs["dilations"] = wide(dilation)
     return attrs
 
 
-def max_pool_with_indices(cx, x, kernel, stride=(), padding=(0,), dilation=(1,),
-                          ceil_mode=False, *_):
-    if 1 in _used_outputs(cx):
-        raise _unsupported(cx, "the indices of max_pool are not supported")
-    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
-    y = cx.b.MaxPool(cx.tensor(x), **_pool_attrs(kernel, stride, padding, dilation),
-                     ceil_mode=int(bool(ceil_mode)), name=cx.node.name)
-    return (y, None)
+def _pool(cx, kiln_op: str, n: int, x, attrs: dict):
+    """Pool over the last `n` dims; an unbatched input ([C, *spatial]) gets a batch of 1."""
+    xv = cx.tensor(x)
+    unbatched = cx.rank(x) == n + 1
+    if unbatched:
+        xv = cx.b.Unsqueeze(xv, cx.ints([0]), name=cx.name("batch"))
+    y = getattr(cx.b, kiln_op)(xv, **attrs, name=cx.name("pool") if unbatched else cx.node.name)
+    return cx.b.Squeeze(y, cx.ints([0]), name=cx.node.name) if unbatched else y
 
 
-def max_pool(cx, x, kernel, stride=(), padding=(0,), dilation=(1,), ceil_mode=False, *_):
-    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
-    return cx.b.MaxPool(cx.tensor(x), **_pool_attrs(kernel, stride, padding, dilation),
-                        ceil_mode=int(bool(ceil_mode)), name=cx.node.name)
+def max_pool(n: int, with_indices: bool):
+    """max_pool{n}d(_with_indices): (x, kernel, stride, padding, dilation, ceil_mode)."""
+    def convert(cx, x, kernel, stride=(), padding=(0,), dilation=(1,), ceil_mode=False, *_):
+        if with_indices and 1 in _used_outputs(cx):
+            raise _unsupported(cx, "the indices of max_pool are not supported")
+        attrs = _pool_attrs(n, kernel, stride, padding, dilation)
+        y = _pool(cx, "MaxPool", n, x, dict(attrs, ceil_mode=int(bool(ceil_mode))))
+        return (y, None) if with_indices else y
+    return convert
 
 
-def avg_pool(cx, x, kernel, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True,
-             divisor_override=None, *_):
-    if divisor_override is not None:
-        raise _unsupported(cx, "avg_pool with divisor_override")
-    kernel = list(kernel) * (2 if len(kernel) == 1 else 1)
-    return cx.b.AveragePool(cx.tensor(x), **_pool_attrs(kernel, stride, padding),
-                            ceil_mode=int(bool(ceil_mode)),
-                            count_include_pad=int(bool(count_include_pad)), name=cx.node.name)
+def avg_pool(n: int):
+    """avg_pool{n}d: (x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)."""
+    def convert(cx, x, kernel, stride=(), padding=(0,), ceil_mode=False,
+                count_include_pad=True, divisor_override=None, *_):
+        if divisor_override is not None:
+            raise _unsupported(cx, "avg_pool with divisor_override")
+        attrs = _pool_attrs(n, kernel, stride, padding)
+        return _pool(cx, "AveragePool", n, x,
+                     dict(attrs, ceil_mode=int(bool(ceil_mode)),
+                          count_include_pad=int(bool(count_include_pad))))
+    return convert
 
 
 def adaptive_avg_pool(cx, x, output_size, *_):
@@ -377,8 +387,10 @@ CONVERTERS = {
     aten.upsample_bilinear2d.default: upsample("linear", "default"),
     aten._softmax.default: softmax("Softmax"), aten._log_softmax.default: softmax("LogSoftmax"),
     aten.softmax.int: softmax("Softmax"), aten.log_softmax.int: softmax("LogSoftmax"),
-    aten.max_pool2d_with_indices.default: max_pool_with_indices,
-    aten.max_pool2d.default: max_pool, aten.avg_pool2d.default: avg_pool,
+    aten.max_pool2d_with_indices.default: max_pool(2, True),
+    aten.max_pool3d_with_indices.default: max_pool(3, True),
+    aten.max_pool2d.default: max_pool(2, False), aten.max_pool3d.default: max_pool(3, False),
+    aten.avg_pool2d.default: avg_pool(2), aten.avg_pool3d.default: avg_pool(3),
     aten._adaptive_avg_pool2d.default: adaptive_avg_pool,
     aten.adaptive_avg_pool2d.default: adaptive_avg_pool,
     aten.adaptive_max_pool2d.default: adaptive_max_pool,

@@ -14,13 +14,18 @@ from .harness import Family  # noqa: E402
 torch.manual_seed(0)
 M = {"prelu": nn.PReLU(3), "conv1d": nn.Conv1d(5, 6, 3, padding=1), "lstm": nn.LSTM(5, 6,
      batch_first=True), "mha": nn.MultiheadAttention(8, 2, batch_first=True).eval(),
-     "gru": nn.GRU(5, 4, batch_first=True)}
+     "gru": nn.GRU(5, 4, batch_first=True), "conv3d": nn.Conv3d(1, 2, 3, padding=1)}
 
 CASES = {
     "prelu": lambda img, s, x: M["prelu"](img),
     "conv1d": lambda img, s, x: M["conv1d"](s.transpose(1, 2)),
     "avg_pool1d": lambda img, s, x: F.avg_pool1d(s, 2),
     "max_pool1d": lambda img, s, x: F.max_pool1d(s, 2, stride=1),
+    "max_pool3d": lambda img, s, x: F.max_pool3d(img, 2, stride=(1, 2, 2), padding=(0, 1, 0)),
+    "avg_pool3d": lambda img, s, x: F.avg_pool3d(img.unsqueeze(1), (1, 3, 3), stride=2),
+    "max_pool2d_unbatched": lambda img, s, x: F.max_pool2d(s, 2, stride=1, padding=1),
+    "avg_pool2d_unbatched": lambda img, s, x: F.avg_pool2d(s, (2, 3)),
+    "conv3d": lambda img, s, x: M["conv3d"](img.unsqueeze(1)),
     "reflection_pad": lambda img, s, x: F.pad(img, (1, 2, 2, 1), mode="reflect"),
     "replication_pad": lambda img, s, x: F.pad(img, (1, 2, 2, 1), mode="replicate"),
     "upsample_1d": lambda img, s, x: F.interpolate(s, scale_factor=2),
