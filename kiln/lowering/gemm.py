@@ -25,7 +25,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer, BufferKind
-from ..loops.expr import Const, Expr, Var
+from ..loops.expr import Const, Expr, Var, children
 from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
 from . import exprs as E
 
@@ -81,13 +81,18 @@ def pack_constant(data: np.ndarray, nr: int) -> np.ndarray:
 
 def micro_tile(ctx, mr: int, nv: int, m: Expr, k_size: Expr, row0: Expr, col0: Expr,
                a_row: Callable, b_vec: Callable, store: Callable, guard_rows: bool = True,
-               n: Expr | None = None) -> list:
+               n: Expr | None = None, via_tile: bool = False) -> list:
     """One mr x (nv*16) tile of C at (row0, col0): the reusable GEMM micro-kernel.
 
     a_row(i, k) is A's element at row i (already clamped below m) and k; b_vec(k, v, lane) the
     element of B at k and column col0 + 16 v + lane (lane varies across the vector); store(i, j,
-    acc) gives the statements storing accumulator `acc` (a float32 Var) at C[i, j]. Rows at or
-    past m are not stored when `guard_rows`; columns at or past n (when given) are masked off."""
+    value) gives the statements storing C[i, j] = value (a float32 Expr: the accumulator). Rows
+    at or past m are not stored when `guard_rows`; columns at or past n (when given) are masked.
+
+    Normally each accumulator is stored by its own copy of store()'s statements (the epilogue
+    in registers). With `via_tile` (for a costly epilogue, whose mr x nv copies would bloat the
+    code) the accumulators go to a LOCAL [mr, nv*16] tile that stays in L1, and one vector loop
+    over it runs the epilogue once per row."""
     lane, k = ctx.fresh_var("lane"), ctx.fresh_var("k")
     accs = [[Var(ctx.fresh_name(f"acc{r}_{v}"), f32) for v in range(nv)] for r in range(mr)]
     zero = E.const(0, f32)
@@ -98,18 +103,38 @@ def micro_tile(ctx, mr: int, nv: int, m: Expr, k_size: Expr, row0: Expr, col0: E
         a = a_row(rows[r], k)
         for v in range(nv):
             update.append(Assign(accs[r][v], accs[r][v] + a * b_vec(k, v, lane)))
-    stores = []
+
+    def guarded(i, j, value):
+        s = store(i, j, value)
+        return [If(E.lt(j, n), s)] if n is not None else s
+
+    body = [*(Local(acc, zero) for row in accs for acc in row), Loop(k, E.ZERO, k_size, update)]
+    if via_tile:
+        tile = ctx.new_buffer("c_tile", (Const(mr), Const(nv * LANES)), f32, BufferKind.LOCAL)
+        body += [Store(tile, (Const(r), E.add(lane, v * LANES)), accs[r][v])
+                 for r in range(mr) for v in range(nv)]
+        r, c = ctx.fresh_var("r"), ctx.fresh_var("c")
+        i = E.add(row0, r)
+        row = [Loop(c, E.ZERO, Const(nv * LANES), guarded(i, E.add(col0, c), tile[r, c]),
+                    LoopKind.VECTORIZED, LANES)]
+        after = [Loop(r, E.ZERO, Const(mr), [If(E.lt(i, m), row)] if guard_rows else row)]
+        return [Loop(lane, E.ZERO, LANES, body, LoopKind.VECTORIZED, LANES), *after]
     for r in range(mr):
         i = E.add(row0, r)
-        row = []
-        for v in range(nv):
-            j = E.add(col0, E.add(lane, v * LANES))
-            s = store(i, j, accs[r][v])
-            row += [If(E.lt(j, n), s)] if n is not None else s
-        stores += [If(E.lt(i, m), row)] if guard_rows else row
-    body = [*(Local(acc, zero) for row in accs for acc in row),
-            Loop(k, E.ZERO, k_size, update), *stores]
+        row = [st for v in range(nv) for st in
+               guarded(i, E.add(col0, E.add(lane, v * LANES)), accs[r][v])]
+        body += [If(E.lt(i, m), row)] if guard_rows else row
     return [Loop(lane, E.ZERO, LANES, body, LoopKind.VECTORIZED, LANES)]
+
+
+def expr_size(e: Expr, limit: int = 1 << 30) -> int:
+    """Nodes in an expression tree (counted up to `limit`)."""
+    count, stack = 0, [e]
+    while stack and count < limit:
+        x = stack.pop()
+        count += 1
+        stack.extend(children(x))
+    return count
 
 
 def _unravel(flat: Expr, shape: tuple) -> tuple:
@@ -147,20 +172,32 @@ def packed_b(ctx, spec: GemmSpec, nr: int) -> tuple[Buffer, list]:
     return buf, body
 
 
-def gemm_statements(ctx, spec: GemmSpec, store: Callable) -> list:
-    """Statements computing C = A @ B for `spec`, storing through store(bidx, i, j, acc)."""
+def gemm_statements(ctx, spec: GemmSpec, store: Callable, via_tile: bool = False) -> list:
+    """Statements computing C = A @ B for `spec`, storing through store(bidx, i, j, value);
+    `via_tile` as for micro_tile."""
     mr, nv = pick_tile(spec.n)
     nr = nv * LANES
     bp, prologue = packed_b(ctx, spec, nr)
     tiles_m, tiles_n = E.ceildiv(spec.m, mr), E.ceildiv(spec.n, nr)
     t = ctx.fresh_var("tile")
     per_batch = E.mul(tiles_n, tiles_m)
+    # the tile's coordinates, computed once per tile as locals (not in every index)
+    coords = []
+
+    def local(hint, value):
+        if isinstance(value, (Const, Var)):
+            return value
+        v = Var(ctx.fresh_name(hint))
+        coords.append(Local(v, value))
+        return v
+    rest = local("in_batch", E.mod(t, per_batch)) if spec.batch else t
     flat_b = E.floordiv(t, per_batch)
-    rest = E.mod(t, per_batch) if spec.batch else t
-    jt, it = E.floordiv(rest, tiles_m), E.mod(rest, tiles_m)
-    bidx = _unravel(flat_b, spec.batch) if spec.batch else ()
+    bidx = tuple(local(f"batch{d}", e) for d, e in
+                 enumerate(_unravel(flat_b, spec.batch))) if spec.batch else ()
+    jt = local("panel", E.floordiv(rest, tiles_m))
+    row0 = local("row0", E.mul(E.mod(rest, tiles_m), mr))
+    col0 = local("col0", E.mul(jt, nr))
     pidx = spec.b_batch_index(bidx) if spec.b_data is None and spec.b_batch else ()
-    row0, col0 = E.mul(it, mr), E.mul(jt, nr)
     ragged = not (isinstance(spec.n, Const) and spec.n.value % nr == 0)
 
     def b_vec(k, v, lane):
@@ -168,9 +205,10 @@ def gemm_statements(ctx, spec: GemmSpec, store: Callable) -> list:
 
     tile = micro_tile(ctx, mr, nv, spec.m, spec.k, row0, col0,
                       lambda i, k: spec.a_elem(bidx, i, k), b_vec,
-                      lambda i, j, acc: store(bidx, i, j, acc), n=spec.n if ragged else None)
+                      lambda i, j, acc: store(bidx, i, j, acc), n=spec.n if ragged else None,
+                      via_tile=via_tile)
     count = E.mul(E.product(spec.batch), per_batch) if spec.batch else per_batch
-    return [*prologue, Loop(t, E.ZERO, count, tile, _parallel_kind(spec))]
+    return [*prologue, Loop(t, E.ZERO, count, [*coords, *tile], _parallel_kind(spec))]
 
 
 def _parallel_kind(spec: GemmSpec) -> LoopKind:

@@ -16,10 +16,13 @@ from ..ir.dtypes import DType
 from ..loops.expr import Binary, Expr, Reduce, Var, children, substitute
 from ..loops.stmt import If, Store
 from . import exprs as E
-from .gemm import GemmSpec, gemm_statements
+from .gemm import GemmSpec, expr_size, gemm_statements
 from .tensor import Tensor, store_all
 
 _F32 = DType.float32
+# An epilogue of more expression nodes than this is run once per row of a micro-tile from an
+# L1 tile, not copied for each of its accumulators (code size and compile time).
+INLINE_EPILOGUE_NODES = 12
 
 
 @dataclass(eq=False)
@@ -117,7 +120,8 @@ def write_with_epilogue(ctx, t: Tensor, buffer, info: GemmInfo) -> list:
         mapping = {v: w for v, w in zip(idx, where)}
         mapping[acc] = value
         return [Store(buffer, where, substitute(expr, mapping))]
-    fast = gemm_statements(ctx, info.spec, store)
+    costly = expr_size(expr, INLINE_EPILOGUE_NODES + 1) > INLINE_EPILOGUE_NODES
+    fast = gemm_statements(ctx, info.spec, store, via_tile=costly)
     if not checks:
         return fast
     cond = None

@@ -224,3 +224,26 @@ def test_gemm_epilogue_over_sizes_spelled_differently(backend):
                            **TOL)
     assert len(prog.kernels) == 1
     assert any(isinstance(s, If) and s.orelse for s in walk(prog.kernels[0].body))
+
+
+@pytest.mark.parametrize("costly", [False, True])
+def test_gemm_epilogue_inline_or_through_an_l1_tile(costly, backend):
+    """A short epilogue is copied per accumulator; a long one (erf-GELU over bias and residual)
+    runs once per micro-tile row from a LOCAL tile. Both equal the interpreter, ragged edges
+    included."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.loops.buffer import BufferKind
+    b = GraphBuilder("dense")
+    x = b.input("x", tensor(DType.float32, "m", 21))
+    r = b.input("r", tensor(DType.float32, "m", 53))
+    y = _dense(b, x, 21, 53, 3, residual=r)
+    if costly:
+        half = b.constant(np.float32(0.5), "half")
+        y = b.Mul(b.Mul(y, half), b.Add(b.Erf(b.Mul(y, b.constant(np.float32(0.7071), "s"))),
+                                          b.constant(np.float32(1.0), "one")))
+    b.output(y)
+    feeds = {"x": rand((11, 21), seed=53), "r": rand((11, 53), seed=54)}
+    prog = check_graph(backend, _fused(b.graph), feeds, **TOL)
+    assert len(prog.kernels) == 1
+    tiles = [buf for buf in prog.buffers if buf.kind is BufferKind.LOCAL]
+    assert bool(tiles) == costly
