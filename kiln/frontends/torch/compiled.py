@@ -12,12 +12,11 @@ from typing import Mapping
 import torch
 
 from ...runtime.compiled_model import CompiledModel
+from .context import from_numpy, to_numpy
 
 
 def _to_numpy(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().resolve_conj().numpy()
-    return x
+    return to_numpy(x) if isinstance(x, torch.Tensor) else x
 
 
 class TorchCompiledModel(CompiledModel):
@@ -30,7 +29,7 @@ class TorchCompiledModel(CompiledModel):
             is_torch = any(isinstance(x, torch.Tensor) for x in feeds)
             feeds = [_to_numpy(x) for x in feeds] if is_torch else feeds
         outputs = super().run(feeds)
-        return [torch.from_numpy(o) for o in outputs] if is_torch else outputs
+        return [from_numpy(o) for o in outputs] if is_torch else outputs
 
 
 def as_torch_model(compiled: CompiledModel) -> TorchCompiledModel:

@@ -39,6 +39,23 @@ def kiln_dtype(dtype: torch.dtype, where: str = "") -> DType:
                                  hint="cast the model to float32 (or another supported dtype)")
 
 
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as a NumPy array (the same memory when it can be); bfloat16 becomes
+    ml_dtypes.bfloat16, which NumPy lacks."""
+    t = t.detach().cpu().resolve_conj()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def from_numpy(a: np.ndarray) -> torch.Tensor:
+    """A NumPy array as a tensor sharing its memory (ml_dtypes.bfloat16 -> torch.bfloat16)."""
+    if a.dtype == DType.bfloat16.np:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
 def dim_of(d) -> int | str | None:
     """A kiln dimension for one dimension of a FakeTensor: an int, the name of a plain symbol
     ("s0"), or None for a size that is an expression of symbols (s0*s1)."""

@@ -34,7 +34,7 @@ from ...ir.builder import GraphBuilder
 from ...ir.graph import Graph, Value
 from ...ir.types import TensorType
 from .aten_table import ATEN_CONVERTERS, IGNORED
-from .context import FxContext, dim_of, kiln_dtype, source_line
+from .context import FxContext, dim_of, kiln_dtype, source_line, to_numpy
 
 
 @dataclass(frozen=True)
@@ -258,13 +258,9 @@ class _Importer:
 
 
 def _to_numpy(t) -> np.ndarray:
-    if isinstance(t, torch.nn.Parameter):
-        t = t.data
-    t = t.detach().cpu().contiguous()
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
-    return t.numpy().copy()
+    """A weight's own copy of its data (a later in-place change of the module's parameter must
+    not reach the compiled constants)."""
+    return to_numpy(t.detach().contiguous()).copy()
 
 
 __all__ = ["SymIntInput", "check_supported", "import_fx"]

@@ -217,3 +217,17 @@ def test_a_conversion_contradicting_torchs_shape_is_an_error(monkeypatch):
     gm = make_fx(lambda x: -x)(torch.randn(2, 3))
     with pytest.raises(UnsupportedOpError, match=r"kiln's conversion has shape \[6\]"):
         import_fx(gm)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float16, 2e-2),
+                                       (torch.bfloat16, 5e-2)])
+def test_modules_in_other_float_dtypes(dtype, tol):
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.GELU()).to(dtype)
+    x = torch.randn(3, 8, dtype=dtype)
+    model = kiln.compile(module, (x,))
+    (got,) = model(x)
+    assert got.dtype == dtype
+    with torch.no_grad():
+        want = module(x)
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
