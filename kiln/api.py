@@ -66,7 +66,7 @@ def compile(model, example_inputs=None, options: CompileOptions | None = None,
     compiled.options = options
     if is_torch:
         from .frontends.torch.compiled import as_torch_model
-        compiled = as_torch_model(compiled)
+        compiled = as_torch_model(compiled, example_inputs)
     return compiled
 
 

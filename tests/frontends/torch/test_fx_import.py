@@ -231,3 +231,20 @@ def test_modules_in_other_float_dtypes(dtype, tol):
     with torch.no_grad():
         want = module(x)
     torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, x, n: int, parts: dict):
+        return x * n + parts["a"] - parts["b"]
+
+
+def test_compiled_module_is_called_like_the_module():
+    x, a, b = torch.randn(3), torch.randn(3), torch.randn(3)
+    model = kiln.compile(Scaled(), (x, 2, {"a": a, "b": b}))
+    assert [v.name for v in model.graph.inputs] == ["x", "parts_a", "parts_b"]
+    (got,) = model(x, 2, {"a": a, "b": b})
+    torch.testing.assert_close(got, Scaled()(x, 2, {"a": a, "b": b}))
+    (flat,) = model(x.numpy(), a.numpy(), b.numpy())           # or by graph inputs
+    np.testing.assert_allclose(flat, got.numpy())
+    with pytest.raises(kiln.errors.InputError, match="compiled\\) for 2"):
+        model(x, 3, {"a": a, "b": b})
