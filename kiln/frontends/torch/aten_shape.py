@@ -136,8 +136,9 @@ def expand(cx, src, sizes, *_):
 def cat(cx, tensors, dim=0, *_):
     dtype = cx.out_dtype()
     rank = len(cx.out().shape)
+    legacy_empty = [0]          # torch.cat skips 1-d empty tensors whatever the others' rank
     parts = [cx.tensor(t, dtype) for t in tensors
-             if not (len(cx.fake(t).shape) == 1 and rank > 1)]   # torch skips legacy [0] inputs
+             if not (rank > 1 and list(cx.fake(t).shape) == legacy_empty)]
     if len(parts) == 1:
         return cx.b.Identity(parts[0], name=cx.node.name)
     return cx.b.Concat(*parts, axis=_axis(dim, rank), name=cx.node.name)

@@ -24,6 +24,7 @@ CASES = {
     "expand": lambda x, e, ids, idx: e[:, :1].expand(7, 5) + 0,
     "expand_lead": lambda x, e, ids, idx: e.expand(2, 7, 5) + 0,
     "cat": lambda x, e, ids, idx: torch.cat([x, x * 2], dim=-1),
+    "cat_legacy_empty": lambda x, e, ids, idx: torch.cat([x, torch.zeros(0), x + 1], dim=1),
     "slice": lambda x, e, ids, idx: x[:, 1:3] + 0,
     "slice_step": lambda x, e, ids, idx: x[..., ::2] + 0,
     "slice_neg": lambda x, e, ids, idx: x[:, -2:] + 0,
