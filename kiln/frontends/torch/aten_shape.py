@@ -243,6 +243,14 @@ def sym_arith(kiln_op: str):
     return convert
 
 
+def sym_compare(kiln_op: str, negate: bool = False):
+    """operator.ge/eq/... on SymInts (what export's runtime asserts check): bool[1]."""
+    def convert(cx, a, b):
+        out = getattr(cx.b, kiln_op)(cx.size(a), cx.size(b), name=cx.node.name)
+        return cx.b.Not(out, name=cx.name("not")) if negate else out
+    return convert
+
+
 def sym_numel(cx, src, *_):
     val = cx.out()
     if isinstance(val, int) or _static(val):
@@ -280,5 +288,8 @@ CONVERTERS = {
     operator.sub: sym_arith("Sub"), operator.floordiv: sym_arith("Div"),
     operator.mod: sym_arith("Mod"), torch.sym_max: sym_arith("Max"),
     torch.sym_min: sym_arith("Min"), aten.sym_numel.default: sym_numel,
+    operator.ge: sym_compare("GreaterOrEqual"), operator.gt: sym_compare("Greater"),
+    operator.le: sym_compare("LessOrEqual"), operator.lt: sym_compare("Less"),
+    operator.eq: sym_compare("Equal"), operator.ne: sym_compare("Equal", negate=True),
     operator.getitem: getitem,
 }

@@ -248,3 +248,26 @@ def test_compiled_module_is_called_like_the_module():
     np.testing.assert_allclose(flat, got.numpy())
     with pytest.raises(kiln.errors.InputError, match="compiled\\) for 2"):
         model(x, 3, {"a": a, "b": b})
+
+
+def test_runtime_asserts_on_sizes_convert():
+    """export's runtime checks: operator.ge on a SymInt, then _assert_scalar (which kiln
+    drops: the compiled code does not re-check torch's guards)."""
+    import operator
+    gm = symbolic_fx(lambda x: x * 2, torch.randn(4, 3))
+    graph = gm.graph
+    x = next(n for n in graph.nodes if n.op == "placeholder")
+    out = next(n for n in graph.nodes if n.op == "output")
+    with graph.inserting_before(out):
+        size = graph.call_function(torch.ops.aten.sym_size.int, (x, 0))
+        size.meta["val"] = x.meta["val"].shape[0]
+        for op in (operator.ge, operator.gt, operator.le, operator.lt, operator.eq, operator.ne):
+            check = graph.call_function(op, (size, 2))
+            check.meta["val"] = op(size.meta["val"], 2)
+            graph.call_function(torch.ops.aten._assert_scalar.default, (check, "size check"))
+    gm.recompile()
+    g = import_fx(gm)
+    compares = [n.op.name for n in g.nodes if n.outputs[0].type.dtype.name == "bool"]
+    assert compares[:5] == ["GreaterOrEqual", "Greater", "LessOrEqual", "Less", "Equal"]
+    xs = np.ones((5, 3), np.float32)
+    np.testing.assert_array_equal(kiln.compile(g)(xs)[0], xs * 2)
