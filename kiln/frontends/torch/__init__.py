@@ -16,8 +16,10 @@
   ops raise one kiln.errors.UnsupportedOpError naming every one (node and source line), with
   `.ops` the op names.
 - `export_program(module, example_inputs, *, dynamic_shapes=None) -> Graph`: torch.export in
-  eval mode under no_grad, core ATen decompositions, weights frozen, then import_fx.
-- `import_exported_program(ep) -> Graph`.
+  eval mode under no_grad, core ATen decompositions (scaled_dot_product_attention and matmul
+  kept whole), weights frozen, then import_fx; dims given a torch.export.Dim take its name.
+- `import_exported_program(ep, *, decompose=True) -> Graph`: the same for an ExportedProgram
+  (decompose=False converts the ATen ops export recorded, undecomposed).
 - `supported_ops()`: the ATen overloads the op table (aten_table.py) converts.
 """
 
