@@ -82,17 +82,11 @@ def compute_dtype(cx, *args) -> DType:
 def arithmetic(kiln_op: str):
     def convert(cx, a, b, alpha=1, *_):
         dtype = cx.out_dtype()
-        if kiln_op in ("Div", "Pow") and not dtype.is_float and _is_float(a, b):
-            dtype = DType.float32
         x, y = cx.tensor(a, dtype), cx.tensor(b, dtype)
         if alpha != 1 and kiln_op in ("Add", "Sub"):
             y = cx.b.Mul(y, cx.tensor(alpha, dtype), name=cx.name("alpha"))
         return getattr(cx.b, kiln_op)(x, y, name=cx.node.name)
     return convert
-
-
-def _is_float(*args) -> bool:
-    return any(isinstance(a, float) for a in args)
 
 
 def comparison(kiln_op: str, negate: bool):
