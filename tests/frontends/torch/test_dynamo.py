@@ -111,10 +111,11 @@ def test_graph_break_compiles_each_graph(kiln_compiles):
     assert len(backend.graphs) == len(kiln_compiles) == 3
 
 
-def test_dynamic_batch_compiles_once(kiln_compiles):
+@pytest.mark.parametrize("freeze", [False, True])
+def test_dynamic_batch_compiles_once(kiln_compiles, freeze):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4)).eval()
-    backend = Counting()
+    backend = Counting(freeze=freeze)
     compiled = torch.compile(model, backend=backend, dynamic=True)
     for batch in (2, 5, 9):
         x = torch.randn(batch, 8)
