@@ -5,8 +5,9 @@
     hidden = model(ids, mask)
 
 Three architectures, written the way the `transformers` library writes them (explicit
-attention-score matmuls, an additive attention mask, `Conv1D`-free Linear layers), so that
-`torch.compile` and `torch.export` see the ops real checkpoints produce:
+attention-score matmuls and softmax, an additive attention mask; nn.Linear where GPT-2 has
+its transposed Conv1D, which computes the same), so that `torch.compile` and `torch.export`
+see the ops real checkpoints produce:
 
     BertEncoder   token + position + token-type embeddings, post-LN encoder layers, the
                   [batch, seq] attention mask (1 = token, 0 = padding) made additive with
