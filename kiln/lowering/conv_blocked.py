@@ -13,8 +13,8 @@ DESIGN.md's measured facts, applied to Conv without an im2col buffer).
 
 - **Weights** are repacked when compiling into wp[M / MR, C / group, KH, KW, MR]: the MR
   weights one tap broadcasts are adjacent, and the kernel walks wp in order. A weight that is
-  not a constant is packed by a kernel of its own.
-- **Input.** One kernel first copies x into xp, padded and split by stride phase:
+  not a constant is packed by a nest of the same kernel.
+- **Input.** The kernel first copies x into xp, padded and split by stride phase:
   xp[n, c, ph, pw, i, j] = x[n, c, i * s + ph - pad, j * s + pw - pad] (0 outside). Tap k of
   output o then reads phase (k * d) mod s at o + (k * d) div s, so every read is contiguous
   along the vector, whatever the stride, and the hot loop has no padding test. With no padding
@@ -45,7 +45,7 @@ from ..loops.expr import Const, Load, Var
 from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
 from . import exprs as E
 from .conv_epilogue import Anchor, register_anchor
-from .tensor import VECTOR_BYTES, Tensor, is_contiguous, kernel, loop_nest
+from .tensor import VECTOR_BYTES, Tensor, is_contiguous, loop_nest
 
 f32 = DType.float32
 LANES = VECTOR_BYTES // 4          # float32 lanes of one vector register
@@ -147,11 +147,14 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
     state: dict = {}
 
     def write(ctx, t, buffer):
+        first = []          # the first kernel writing the conv also prepares its operands
         if "xp" not in state:
-            state["xp"] = prepared_input(ctx, node, x, ah, aw, plan["flat"])
-            state["wp"] = _packed_weights(ctx, node, w, LANES if channels else mr, channels)
+            state["xp"], prep = prepared_input(ctx, node, x, ah, aw, plan["flat"])
+            state["wp"], pack = _packed_weights(ctx, node, w, LANES if channels else mr,
+                                                channels)
+            first = prep + pack
         nest = _channel_nest if channels else _nest
-        return nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
+        return first + nest(ctx, anchor, t, buffer, state["xp"], state["wp"], plan)
 
     anchor = Anchor(shape, f32, definition, finish, write, work=M * Cg * KH * KW * OH * OW)
     return register_anchor(ctx, anchor)
@@ -169,9 +172,10 @@ def _lane_use(useful: int, computed: int) -> float:
     return useful / (LANES * -(-computed // LANES))
 
 
-def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool, pad=0.0) -> Buffer:
-    """xp: x padded (with `pad`) and split by stride phase (x itself when that changes
-    nothing)."""
+def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool,
+                   pad=0.0) -> tuple[Buffer, list]:
+    """(xp, the statements writing it): x padded (with `pad`) and split by stride phase (x
+    itself and no statements when that changes nothing)."""
     N, C = x.shape[0], x.shape[1]
     rows = ah.length + (1 if flat else 0)
     same = ah.phases == aw.phases == 1 and ah.stride == aw.stride == 1 and \
@@ -180,7 +184,7 @@ def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool, pad=0.0
     if same and x.buffer is not None and is_contiguous(x.buffer):
         b = x.buffer
         return b.view(ctx.fresh_name(f"{b.name}_phases"), (N, C, 1, 1, ah.size, aw.size),
-                      (*b.strides[:2], 0, 0, *b.strides[2:]), b.offset)
+                      (*b.strides[:2], 0, 0, *b.strides[2:]), b.offset), []
     shape = (N, C, Const(ah.phases), Const(aw.phases), Const(rows), Const(aw.length))
     buf = ctx.new_buffer(f"{node.outputs[0].name}_padded", shape, x.dtype)
     stmts, padded = [], False
@@ -203,14 +207,13 @@ def prepared_input(ctx, node, x: Tensor, ah: Axis, aw: Axis, flat: bool, pad=0.0
         stmts.insert(0, Loop(c, E.ZERO, C, loop_nest(
             ctx, shape[2:], buf, lambda idx: [Store(buf, (n, c, *idx), E.const(pad, x.dtype))]),
             LoopKind.PARALLEL))
-    ctx.emit(kernel(ctx.fresh_name(f"{node.op.name.lower()}_input", kernel=True),
-                    [Loop(n, E.ZERO, N, stmts)]))
-    return buf
+    return buf, [Loop(n, E.ZERO, N, stmts)]
 
 
-def _packed_weights(ctx, node, w: Tensor, mr: int, channels: bool = False) -> Buffer:
-    """wp[M / mr, C / group, KH, KW, mr] = w[mb * mr + r, c, kh, kw] (with `channels`, mr is
-    one vector of output channels)."""
+def _packed_weights(ctx, node, w: Tensor, mr: int, channels: bool = False) -> tuple:
+    """(wp, the statements writing it): wp[M / mr, C / group, KH, KW, mr] =
+    w[mb * mr + r, c, kh, kw] (with `channels`, mr is one vector of output channels); a
+    constant w is packed now, into a CONSTANT buffer, with no statements."""
     M, Cg, KH, KW = (d.value for d in w.shape)
     shape = (M // mr, Cg, KH, KW, mr)
     data = _constant_data(w)
@@ -218,12 +221,11 @@ def _packed_weights(ctx, node, w: Tensor, mr: int, channels: bool = False) -> Bu
     if data is not None:
         packed = np.ascontiguousarray(data.reshape(M // mr, mr, Cg, KH, KW)
                                       .transpose(0, 2, 3, 4, 1))
-        return Buffer(ctx.fresh_name(name), f32, shape, BufferKind.CONSTANT, data=packed)
+        return Buffer(ctx.fresh_name(name), f32, shape, BufferKind.CONSTANT, data=packed), []
     buf = ctx.new_buffer(name, shape, f32)
-    ctx.materialize(Tensor(tuple(Const(d) for d in shape), f32,
-                           lambda i: w.at((E.add(E.mul(i[0], mr), i[4]), i[1], i[2], i[3]))),
-                    buf, "conv_weights")
-    return buf
+    packing = Tensor(tuple(Const(d) for d in shape), f32,
+                     lambda i: w.at((E.add(E.mul(i[0], mr), i[4]), i[1], i[2], i[3])))
+    return buf, loop_nest(ctx, packing.shape, buf, lambda i: [Store(buf, i, packing.at(i))])
 
 
 def _kernel_rows(ctx, ah: Axis, per_row: int, channels: int) -> tuple:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable
 
+from ..loops.buffer import BufferKind
 from ..loops.expr import simplify_index
 from . import exprs as E
-from ..loops.buffer import BufferKind
 from .tensor import Tensor, kernel
 
 
@@ -72,13 +72,16 @@ class Anchor:
 
 
 def register_anchor(ctx, anchor: Anchor) -> Tensor:
+    """Make `anchor` known to the lowering context (kept in its `anchors` list) and return its
+    tensor."""
     ctx.__dict__.setdefault("anchors", []).append(anchor)
     return anchor.tensor
 
 
 def anchor_of(ctx, t: Tensor) -> Anchor | None:
     """The one anchor `t` is an elementwise function of (same shape, read only at t's own
-    index), or None."""
+    index), or None. When `t` reads several anchors, all but the one with the most work are
+    first written to temps (kernels emitted now, before the one writing `t`)."""
     anchors = getattr(ctx, "anchors", None)     # set by register_anchor
     if not anchors:
         return None

@@ -5,6 +5,13 @@ geometry: taps outside the input are skipped, which for max means reading the lo
 for sums reading 0). AveragePool divides by the taps it counted, itself a Reduce unless the
 geometry proves every window full. MaxPool's Indices is a second reduction once Y is in memory:
 the first tap (in kernel order) holding the maximum, turned into a flat input position.
+
+A float32 2-D MaxPool (values only) or AveragePool with sizes known when compiling is written
+from a padded, stride-phase-split copy of its input instead, made by the same kernel
+(conv_blocked.prepared_input, padded with -inf or 0): every tap is then a contiguous vector
+load with no bounds test, and the taps fold into one max / sum per output (AveragePool still
+divides by the counted taps). Read lazily, the pool keeps its Reduce form. A global pool
+ending a fused conv group reads the group's tensor from a temp written by the blocked conv.
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.ops.window import make_window
 from ..loops.expr import Const, Expr, Load, Reduce
+from ..loops.stmt import Store
 from . import exprs as E
 from .conv_blocked import Axis, prepared_input
 from .conv_epilogue import anchored_in_memory
 from .reduce import count, into, lowest, reduction, temp
 from .registry import register
-from .tensor import Tensor, compute_dtype, narrow, widen
+from .tensor import Tensor, compute_dtype, loop_nest, narrow, widen
 from .window import Sweep, read_tap, sweep, tap_ranges, within
 
 i64 = DType.int64
@@ -38,49 +46,47 @@ def _fold(combiner: str, init: Expr, ranges, body: Expr) -> Expr:
 
 # --- MaxPool --------------------------------------------------------------------------------
 
-def _phase_split(ctx, node, x: Tensor, sw: Sweep, pad: float):
-    """For a float32 2-D pool with static sizes: (xp, the taps) where xp is x padded with
-    `pad` and split by stride phase (conv_blocked.prepared_input), and each tap is a pair of
-    (phase, offset) per axis, so tap (kh, kw) of output (oh, ow) is
-    xp[n, c, ph, pw, oh + a, ow + b]: contiguous along ow, no bounds test. Else None."""
+def _phase_split(ctx, node, plain: Tensor, x: Tensor, sw: Sweep, pad: float, fold) -> Tensor:
+    """`plain` (the pool's Reduce form), written better when it is a float32 2-D pool with
+    static sizes: its kernel first copies x into xp, padded with `pad` and split by stride
+    phase (conv_blocked.prepared_input), so tap (kh, kw) of output (oh, ow) is
+    xp[n, c, ph, pw, oh + a, ow + b], contiguous along ow with no bounds test; fold(loads,
+    idx) combines an output's taps."""
     if x.dtype is not DType.float32 or x.rank != 4:
-        return None
+        return plain
     dims = [*x.shape[2:], *sw.out, *sw.begin]
     if not all(isinstance(d, Const) for d in dims):
-        return None
+        return plain
     H, W, OH, OW, pt, pl = (d.value for d in dims)
     if OH <= 0 or OW <= 0:
-        return None
+        return plain
     w = sw.win
     ah = Axis(w.kernel[0], w.strides[0], w.dilations[0], pt, OH, H)
     aw = Axis(w.kernel[1], w.strides[1], w.dilations[1], pl, OW, W)
-    xp = prepared_input(ctx, node, x, ah, aw, False, pad)
-    return xp, [(th, tw) for th in ah.taps for tw in aw.taps]
+    taps = [(th, tw) for th in ah.taps for tw in aw.taps]
+
+    def write(ctx, buf):
+        xp, prep = prepared_input(ctx, node, x, ah, aw, False, pad)
+
+        def at(idx):
+            n, c, oh, ow = idx
+            return fold([Load(xp, (n, c, Const(ph), Const(pw), E.add(oh, a), E.add(ow, b)))
+                         for (ph, a), (pw, b) in taps], idx)
+        return prep + loop_nest(ctx, plain.shape, buf, lambda idx: [Store(buf, idx, at(idx))])
+    return Tensor(plain.shape, plain.dtype, plain.at, write=write)
 
 
-def _tap_loads(xp, taps, idx) -> list:
-    n, c, oh, ow = idx
-    return [Load(xp, (n, c, Const(ph), Const(pw), E.add(oh, a), E.add(ow, b)))
-            for (ph, a), (pw, b) in taps]
+def _combine(op: str, loads: list) -> Expr:
+    y = loads[0]
+    for v in loads[1:]:
+        y = E.binary(op, y, v)
+    return y
 
 
 @register(ops.MaxPool)
 def lower_max_pool(ctx, node, inputs):
     x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
     sw = _sweep(ctx, node, x)
-    shape = (*x.shape[:2], *sw.out)
-    split = None if len(node.outputs) > 1 and node.outputs[1] is not None else \
-        _phase_split(ctx, node, x, sw, -math.inf)
-    if split is not None:
-        xp, taps = split
-
-        def at(idx):
-            loads = _tap_loads(xp, taps, idx)
-            y = loads[0]
-            for v in loads[1:]:
-                y = E.binary("max", y, v)
-            return y
-        return [Tensor(shape, x.dtype, at)]
     dt = compute_dtype(x.dtype)
     floor = lowest(dt)
     shape = (*x.shape[:2], *sw.out)
@@ -94,7 +100,8 @@ def lower_max_pool(ctx, node, inputs):
                             E.select(inside, v, floor)), x.dtype)
     y = Tensor(shape, x.dtype, at)
     if len(node.outputs) < 2 or node.outputs[1] is None:
-        return [y]
+        return [_phase_split(ctx, node, y, x, sw, -math.inf,
+                             lambda loads, idx: _combine("max", loads))]
     y = into(ctx, y, ctx.buffer_for(node.outputs[0], shape, x.dtype), "max_pool")
     return [y, _max_indices(ctx, node, x, y, sw)]
 
@@ -174,23 +181,14 @@ def lower_average_pool(ctx, node, inputs):
     sw = _sweep(ctx, node, x)
     dt = compute_dtype(x.dtype)
     include_pad = bool(ctx.attrs(node).count_include_pad)
-    split = _phase_split(ctx, node, x, sw, 0.0)
-    if split is not None:
-        xp, taps = split
-
-        def at(idx):
-            loads = _tap_loads(xp, taps, idx)
-            total = loads[0]
-            for v in loads[1:]:
-                total = total + v
-            return total / _tap_count(ctx, sw, idx[2:], include_pad, dt)
-        return [Tensor((*x.shape[:2], *sw.out), x.dtype, at)]
 
     def at(idx):
         n, c, *outs = idx
         total = _window_sum(ctx, x, sw, outs, (n, c), lambda v: v)
         return narrow(total / _tap_count(ctx, sw, outs, include_pad, dt), x.dtype)
-    return [Tensor((*x.shape[:2], *sw.out), x.dtype, at)]
+    plain = Tensor((*x.shape[:2], *sw.out), x.dtype, at)
+    return [_phase_split(ctx, node, plain, x, sw, 0.0, lambda loads, idx: _combine("add", loads) /
+                         _tap_count(ctx, sw, idx[2:], include_pad, dt))]
 
 
 def _power_term(p: int):
