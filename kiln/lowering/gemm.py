@@ -71,7 +71,7 @@ def pick_tile(n) -> tuple[int, int]:
 
 
 def pack_constant(data: np.ndarray, nr: int) -> np.ndarray:
-    """[K, N] -> [ceil(N / nr), K, nr], zero padded: each panel's k rows of nr columns contiguous."""
+    """[K, N] -> [ceil(N / nr), K, nr], zero padded: each panel's rows of nr columns contiguous."""
     k, n = data.shape
     panels = -(-n // nr)
     padded = np.zeros((k, panels * nr), np.float32)

@@ -14,14 +14,16 @@ immediate post-dominator P when every node on every path from it to P fits the r
            them); an injective node fuses when the paths and P are at most injective.
 
 Reductions and opaque ops never fuse forward, and a node that cannot fuse is a group of its
-own. Then back-to-back products chain (`chain_gemm_groups`): a group that is a matrix product
-with a constant B and a row-local epilogue, whose one result feeds only the row operand A of
-the next such group, joins it, while the chain's [rows, hidden] intermediates fit the LOCAL row
-tiles of kiln/lowering/gemm_chain.py (64 KiB for at least 8 rows). The merged group runs as one
-kernel over tiles of rows. Because P post-dominates the node, everything on those paths joins too, so a group is
+own. Because P post-dominates the node, everything on those paths joins too, so a group is
 convex and its only result leaves through P. Each group of two or more nodes becomes one
 `Fused` node whose body is the group as a self-contained graph; lowering composes the body's
 ops into one loop nest per result, so intermediates never go through memory.
+
+Then back-to-back products chain (`chain_gemm_groups`): a group that is a matrix product with a
+constant B and a row-local epilogue, whose one result feeds only the row operand A of the next
+such group, joins it, while the chain's [rows, hidden] intermediates fit the LOCAL row tiles of
+kiln/lowering/gemm_chain.py (64 KiB for at least 8 rows). The merged group runs as one kernel
+over tiles of rows.
 """
 
 from __future__ import annotations
