@@ -16,6 +16,7 @@ import torch
 
 from ...errors import UnsupportedOpError
 from ...ir.dtypes import DType
+from ...ir.graph import Value
 
 aten = torch.ops.aten
 
@@ -328,9 +329,9 @@ def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale
     head_dim = cx.fake(q).shape[-1]
     scale = 1 / math.sqrt(int(head_dim)) if scale is None else scale
     rank = cx.rank(k)
-    kt = b.Transpose(kv, perm=list(range(rank - 2)) + [rank - 1, rank - 2], name=cx.name("kt"))
-    scores = b.MatMul(b.Mul(qv, cx.tensor(scale, dtype), name=cx.name("qs")), kt,
-                      name=cx.name("scores"))
+    kt = _transposed_last_two(cx, k, kv, rank)
+    scores = b.Mul(b.MatMul(qv, kt, name=cx.name("qk")), cx.tensor(scale, dtype),
+                   name=cx.name("scores"))
     neg_inf = cx.tensor(float("-inf"), dtype)
     keep = None                        # where a query may attend (when a mask says so)
     if attn_mask is not None:
@@ -343,7 +344,7 @@ def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale
             scores = b.Add(scores, cx.cast(m, dtype), name=cx.name("masked"))
     if is_causal:
         qlen = b.Shape(qv, start=rank - 2, end=rank - 1, name=cx.name("qlen"))
-        klen = b.Shape(kv, start=rank - 2, end=rank - 1, name=cx.name("klen"))
+        klen = b.Shape(kt, start=rank - 1, end=rank, name=cx.name("klen"))
         square = b.Concat(qlen, klen, axis=0, name=cx.name("lk"))
         ones = b.ConstantOfShape(square, value=np.ones([1], np.bool_), name=cx.name("ones"))
         causal = b.Trilu(ones, upper=0, name=cx.name("causal"))
@@ -357,6 +358,19 @@ def attention(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale
                          keepdims=1, name=cx.name("any_key"))
     some = b.Greater(counts, cx.tensor(0, DType.int32), name=cx.name("some_key"))
     return b.Where(some, out, cx.tensor(0, dtype), name=cx.node.name)
+
+
+def _transposed_last_two(cx, k, kv, rank: int):
+    """k with its last two dims swapped. When k is itself a permute read only here (heads
+    split off with .transpose(1, 2)), the two permutations become one Transpose of its input,
+    which fuses into the op that produces it."""
+    swap = list(range(rank - 2)) + [rank - 1, rank - 2]
+    if isinstance(k, torch.fx.Node) and k.target == aten.permute.default and \
+            len(k.users) == 1 and isinstance(cx.env.get(k.args[0]), Value):
+        inner = [d % rank for d in k.args[1]]
+        return cx.b.Transpose(cx.env[k.args[0]], perm=[inner[p] for p in swap],
+                              name=cx.name("kt"))
+    return cx.b.Transpose(kv, perm=swap, name=cx.name("kt"))
 
 
 def flash_attention_cpu(cx, q, k, v, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None,

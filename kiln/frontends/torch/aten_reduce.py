@@ -33,6 +33,12 @@ def reduce(kiln_op: str, logical: bool = False):
         axes = _axes(cx, x, dims)
         if not axes:      # a 0-d input: nothing to reduce
             return cx.b.Identity(v, name=cx.node.name)
+        rank = cx.rank(x)
+        if kiln_op == "ReduceMean" and keepdim and rank > 2 and sorted(axes) == \
+                list(range(2, rank)) and dtype.is_float:
+            # the mean over every spatial dim ([N, C, 1, 1]) that ends a CNN: global pooling,
+            # which the fuser folds into the convolution before it
+            return cx.b.GlobalAveragePool(v, name=cx.node.name)
         y = getattr(cx.b, kiln_op)(v, cx.ints(axes), keepdims=int(bool(keepdim)),
                                    name=cx.name("reduce") if logical else cx.node.name)
         return cx.cast(y, DType.bool) if logical else y

@@ -28,6 +28,8 @@ CASES = {
                                                          count_include_pad=False),
     "max_pool_ceil_pad": lambda img, s, x: F.max_pool2d(img[..., :7, :7], 3, stride=2,
                                                         padding=1, ceil_mode=True),
+    "mean_spatial": lambda img, s, x: img.mean(dim=(-1, -2), keepdim=True),
+    "mean_spatial_3d": lambda img, s, x: img.unsqueeze(1).mean(dim=(2, 3, 4), keepdim=True),
     "max_pool3d": lambda img, s, x: F.max_pool3d(img, 2, stride=(1, 2, 2), padding=(0, 1, 0)),
     "avg_pool3d": lambda img, s, x: F.avg_pool3d(img.unsqueeze(1), (1, 3, 3), stride=2),
     "max_pool2d_unbatched": lambda img, s, x: F.max_pool2d(s, 2, stride=1, padding=1),
