@@ -12,9 +12,9 @@ its blocked nest: it keeps each block's results in locals, and for every element
 asks `t.at(index)` once more with the anchor bound to that local (`bind`), so the epilogue is
 computed from the register and stored once. When `t` reads several anchors (a residual
 block's Add of its conv and its downsampling conv), the one with the most work is blocked and
-the others are first written to temps by their own nests. Anything else (a reduction over the
-anchor, a read at a shifted index) keeps the plain nest; `anchored_in_memory` writes such a
-consumer's input to a temp first.
+the others are first written to temps by their own nests, in the same kernel. Anything else (a
+reduction over the anchor, a read at a shifted index) keeps the plain nest; `anchored_in_memory`
+gives such a consumer its input in a temp and the statements writing it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable
 from ..loops.buffer import BufferKind
 from ..loops.expr import simplify_index
 from . import exprs as E
-from .tensor import Tensor, kernel
+from .tensor import Tensor
 
 
 def _key(idx, shape) -> tuple:
@@ -78,13 +78,13 @@ def register_anchor(ctx, anchor: Anchor) -> Tensor:
     return anchor.tensor
 
 
-def anchor_of(ctx, t: Tensor) -> Anchor | None:
-    """The one anchor `t` is an elementwise function of (same shape, read only at t's own
-    index), or None. When `t` reads several anchors, all but the one with the most work are
-    first written to temps (kernels emitted now, before the one writing `t`)."""
+def anchor_of(ctx, t: Tensor) -> tuple:
+    """(the one anchor `t` is an elementwise function of (same shape, read only at t's own
+    index) or None, statements to run first). When `t` reads several anchors, all but the one
+    with the most work are written to temps by those statements, in the same kernel."""
     anchors = getattr(ctx, "anchors", None)     # set by register_anchor
     if not anchors:
-        return None
+        return None, []
     probe = tuple(ctx.fresh_var("probe") for _ in t.shape)
     for a in anchors:
         a.reads = []
@@ -96,47 +96,43 @@ def anchor_of(ctx, t: Tensor) -> Anchor | None:
         for a in anchors:
             a.reads = None
     if not hit:
-        return None
+        return None, []
     if len(hit) > 1:            # two convs into one Add (a residual block's downsample)
-        a = max(hit, key=lambda h: h.work)
+        main = max(hit, key=lambda h: h.work)
+        first = []
         for other in hit:
-            if other is not a:
-                other.memory = _in_temp(ctx, other)
-        return anchor_of(ctx, t)
+            if other is not main:
+                buf = ctx.new_buffer("conv", other.tensor.shape, other.tensor.dtype,
+                                     BufferKind.TEMP)
+                first += other.write_fn(ctx, other.tensor, buf)
+                other.memory = Tensor.of(buf)
+        a, more = anchor_of(ctx, t)
+        return a, first + more
     a = hit[0]
     shape = a.tensor.shape
     if len(shape) != len(t.shape) or not all(E.same(x, y) for x, y in zip(shape, t.shape)):
-        return None
+        return None, []
     if any(r != _key(probe, shape) for r in reads[anchors.index(a)]):
-        return None
-    return a
-
-
-def _in_temp(ctx, a: Anchor) -> Tensor:
-    """The anchor written (by its own nest) into a temp, in a kernel before the current one."""
-    t = a.tensor
-    buf = ctx.new_buffer("conv", t.shape, t.dtype, BufferKind.TEMP)
-    ctx.emit(kernel(ctx.fresh_name("conv", kernel=True), a.write_fn(ctx, t, buf)))
-    return Tensor.of(buf)
+        return None, []
+    return a, []
 
 
 def anchored_write(ctx, t: Tensor, buffer) -> list | None:
     """The anchor's blocked statements writing `t` into `buffer`, when `t` is an elementwise
     function of exactly one anchor; else None."""
-    a = anchor_of(ctx, t)
-    return None if a is None else a.write_fn(ctx, t, buffer)
-
-
-def anchored_in_memory(ctx, t: Tensor, name: str) -> Tensor:
-    """`t` itself, or, when it is an elementwise function of an anchor, `t` written to a temp by
-    the anchor's nest (for a consumer that is not elementwise, such as a pool ending a fused
-    group, which would otherwise read the anchor's plain definition)."""
-    a = anchor_of(ctx, t)
+    a, first = anchor_of(ctx, t)
     if a is None:
-        return t
+        return first or None
+    return first + a.write_fn(ctx, t, buffer)
+
+
+def anchored_in_memory(ctx, t: Tensor, name: str) -> tuple[Tensor, list]:
+    """(`t`, no statements), or, when `t` is an elementwise function of an anchor, (`t` in a
+    temp, the statements writing it by the anchor's nest), for a consumer that is not
+    elementwise (a pool ending a fused group), which would otherwise read the anchor's plain
+    definition. The consumer's kernel runs the statements first."""
+    a, first = anchor_of(ctx, t)
+    if a is None:
+        return t, first
     buf = ctx.new_buffer(name, t.shape, t.dtype, BufferKind.TEMP)
-    stmts = a.write_fn(ctx, t, buf)
-    if stmts is None:
-        return t
-    ctx.emit(kernel(ctx.fresh_name(name, kernel=True), stmts))
-    return Tensor.of(buf)
+    return Tensor.of(buf), first + a.write_fn(ctx, t, buf)

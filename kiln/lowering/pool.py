@@ -28,7 +28,7 @@ from .conv_blocked import Axis, prepared_input
 from .conv_epilogue import anchored_in_memory
 from .reduce import count, into, lowest, reduction, temp
 from .registry import register
-from .tensor import Tensor, compute_dtype, loop_nest, narrow, widen
+from .tensor import Tensor, compute_dtype, kernel, loop_nest, narrow, widen
 from .window import Sweep, read_tap, sweep, tap_ranges, within
 
 i64 = DType.int64
@@ -42,6 +42,15 @@ def _sweep(ctx, node, x: Tensor) -> Sweep:
 
 def _fold(combiner: str, init: Expr, ranges, body: Expr) -> Expr:
     return Reduce(combiner, init, tuple(ranges), body) if ranges else body
+
+
+def _pool_input(ctx, node, t: Tensor) -> Tensor:
+    """The pool's input; one computed from a blocked conv is first written to a temp by a
+    kernel of its own (fusion never puts a windowed pool after a conv, so this is rare)."""
+    x, first = anchored_in_memory(ctx, t, f"{node.inputs[0].name}_pooled")
+    if first:
+        ctx.emit(kernel(ctx.fresh_name("pool_input", kernel=True), first))
+    return x
 
 
 # --- MaxPool --------------------------------------------------------------------------------
@@ -85,7 +94,7 @@ def _combine(op: str, loads: list) -> Expr:
 
 @register(ops.MaxPool)
 def lower_max_pool(ctx, node, inputs):
-    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
+    x = _pool_input(ctx, node, inputs[0])
     sw = _sweep(ctx, node, x)
     dt = compute_dtype(x.dtype)
     floor = lowest(dt)
@@ -177,7 +186,7 @@ def _tap_count(ctx, sw: Sweep, outs, include_pad: bool, dt: DType) -> Expr:
 
 @register(ops.AveragePool)
 def lower_average_pool(ctx, node, inputs):
-    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
+    x = _pool_input(ctx, node, inputs[0])
     sw = _sweep(ctx, node, x)
     dt = compute_dtype(x.dtype)
     include_pad = bool(ctx.attrs(node).count_include_pad)
@@ -224,17 +233,27 @@ def lower_lp_pool(ctx, node, inputs):
 
 @register(ops.GlobalAveragePool, ops.GlobalMaxPool, ops.GlobalLpPool)
 def lower_global_pool(ctx, node, inputs):
-    x = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
+    """A global pool ending a fused conv group reads the group's tensor from a temp that the
+    blocked conv writes first, in the pool's kernel."""
+    x, first = anchored_in_memory(ctx, inputs[0], f"{node.inputs[0].name}_pooled")
+    y = _global_pool(ctx, node, x)
+    if not first:
+        return [y]
+    return [Tensor(y.shape, y.dtype, y.at, write=lambda ctx, buf: first + loop_nest(
+        ctx, y.shape, buf, lambda idx: [Store(buf, idx, y.at(idx))]))]
+
+
+def _global_pool(ctx, node, x: Tensor) -> Tensor:
     dt = compute_dtype(x.dtype)
     axes = tuple(range(2, x.rank))
     if node.op is ops.GlobalMaxPool:
         r = reduction(ctx, x.shape, axes, "max", lowest(dt), lambda idx: widen(x.at(idx)))
-        return [Tensor(r.shape, x.dtype, lambda idx: narrow(r.at(idx), x.dtype))]
+        return Tensor(r.shape, x.dtype, lambda idx: narrow(r.at(idx), x.dtype))
     if node.op is ops.GlobalAveragePool:
         n = count(x.shape, axes, dt)
         r = reduction(ctx, x.shape, axes, "add", E.const(0, dt), lambda idx: widen(x.at(idx)))
-        return [Tensor(r.shape, x.dtype, lambda idx: narrow(r.at(idx) / n, x.dtype))]
+        return Tensor(r.shape, x.dtype, lambda idx: narrow(r.at(idx) / n, x.dtype))
     p = ctx.attrs(node).p
     term = _power_term(p)
     r = reduction(ctx, x.shape, axes, "add", E.const(0, dt), lambda idx: term(widen(x.at(idx))))
-    return [Tensor(r.shape, x.dtype, lambda idx: narrow(_root(r.at(idx), p), x.dtype))]
+    return Tensor(r.shape, x.dtype, lambda idx: narrow(_root(r.at(idx), p), x.dtype))

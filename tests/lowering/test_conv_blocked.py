@@ -34,13 +34,13 @@ def _has_reduce(e, seen=None) -> bool:
 
 
 def blocked_kernels(program) -> int:
-    """Kernels holding a parallel block loop `mb` and no Reduce in any store."""
+    """Blocked conv nests (parallel loops over blocks `mb`) whose stores compute no Reduce."""
     n = 0
     for k in program.kernels:
-        stores = [s for s in walk(k.body) if isinstance(s, Store)]
-        if any(getattr(s, "var", None) is not None and s.var.name.startswith("mb")
-               for s in walk(k.body)) and not any(_has_reduce(s.value) for s in stores):
-            n += 1
+        for loop in walk(k.body):
+            if isinstance(loop, Loop) and loop.var.name.startswith("mb"):
+                stores = [s for s in walk(loop.body) if isinstance(s, Store)]
+                n += not any(_has_reduce(s.value) for s in stores)
     return n
 
 
@@ -158,14 +158,16 @@ def test_fused_epilogue_reads_conv_twice(backend):
 
 
 def test_conv_relu_global_pool(backend):
-    """A group ending in a global pool: the conv and Relu are blocked into a temp first."""
-    check(backend, *conv_graph((1, 4, 7, 7), (8, 4, 3, 3), {"pads": [1] * 4},
-                               epilogue=lambda b, y, x: b.GlobalAveragePool(b.Relu(y))))
+    """A group ending in a global pool: the conv and Relu are blocked into a temp first, in
+    the group's one kernel."""
+    prog = check(backend, *conv_graph((1, 4, 7, 7), (8, 4, 3, 3), {"pads": [1] * 4},
+                                      epilogue=lambda b, y, x: b.GlobalAveragePool(b.Relu(y))))
+    assert len(prog.kernels) == 1
 
 
 def test_fused_residual_of_two_convs(backend):
     """conv(x) + BN + downsample conv(x) + BN, then Relu (a ResNet block with a downsample):
-    both convs are blocked, the smaller one into a temp first."""
+    both convs are blocked, the smaller one into a temp first, in the group's one kernel."""
     b = GraphBuilder("block")
     x = b.input("x", TensorType(f32, (1, 4, 9, 9)))
 
@@ -176,4 +178,5 @@ def test_fused_residual_of_two_convs(backend):
             y, *(b.constant(rand((8,), seed=seed + j, low=0.5, high=1.5), f"bn{seed}_{j}")
                  for j in range(4)))
     b.output(b.Relu(b.Add(conv_bn(3, 2, 10), conv_bn(1, 2, 20))))
-    check(backend, b.graph, {"x": rand((1, 4, 9, 9), seed=1)}, blocked=2)
+    prog = check(backend, b.graph, {"x": rand((1, 4, 9, 9), seed=1)}, blocked=2)
+    assert len(prog.kernels) == 1
