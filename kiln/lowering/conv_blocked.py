@@ -140,8 +140,8 @@ def blocked_conv(ctx, node, x: Tensor, w: Tensor, win, sw, group: int, definitio
     channels = (M // group) % LANES == 0 and row and Cg * KH * KW >= MIN_TERMS and \
         max(row_use, _lane_use(OW * OH, OH * aw.length)) < CHANNEL_FORM_BELOW
     shape = (x.shape[0], Const(M), Const(OH), Const(OW))
-    plan = dict(ah=ah, aw=aw, mr=mr, flat=flat and not channels, row=row, group=group, C=C, Cg=Cg, M=M,
-                KH=KH, KW=KW, OH=OH, OW=OW)
+    plan = dict(ah=ah, aw=aw, mr=mr, flat=flat and not channels, row=row, group=group, C=C,
+                Cg=Cg, M=M, KH=KH, KW=KW, OH=OH, OW=OW)
     if KH * KW * (max(row, 1) if channels else mr) > MAX_UNROLLED:
         return None
     state: dict = {}
