@@ -49,7 +49,10 @@ def dim_names(graph: Graph, module, example_inputs, dynamic_shapes) -> dict[str,
         return {}
     if isinstance(dynamic_shapes, dict):
         import inspect
-        bound = inspect.signature(module.forward).bind(*example_inputs)
+        try:
+            bound = inspect.signature(module.forward).bind(*example_inputs)
+        except TypeError:           # a signature kiln cannot line up: keep torch's names
+            return {}
         specs = [dynamic_shapes.get(name) for name in bound.arguments]
     else:
         specs = list(dynamic_shapes)

@@ -117,3 +117,15 @@ def test_flatten_with_two_new_dims_computes_its_target_at_run_time():
         x = torch.randn(*shape)
         (got,) = model(x.numpy())
         np.testing.assert_array_equal(got, (torch.flatten(x, 0, 1) * 2).numpy())
+
+
+class Pair(torch.nn.Module):
+    def forward(self, tokens, scale):
+        return tokens * scale.sum()
+
+
+def test_dynamic_shapes_given_by_argument_name():
+    n = Dim("n", max=64)
+    graph = export_program(Pair(), (torch.randn(4, 3), torch.randn(5)),
+                           dynamic_shapes={"tokens": {0: n}, "scale": {0: Dim("m")}})
+    assert [v.type.shape for v in graph.inputs] == [("n", 3), ("m",)]
