@@ -30,7 +30,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.dtypes import DType
-from ..ir.ops.rnn import DIRECTIONS, num_directions
+from ..ir.ops.rnn import DIRECTIONS, bind_activations, num_directions
 from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Const, Load, Var
 from ..loops.stmt import Assign, Local, Loop, LoopKind, Store
@@ -70,27 +70,10 @@ KINDS = {ops.RNN: (1, ("Tanh",)), ops.GRU: (3, ("Sigmoid", "Tanh")),
          ops.LSTM: (4, ("Sigmoid", "Tanh", "Tanh"))}
 
 
-def activation_exprs(ctx, node, a, defaults: tuple, nd: int) -> list:
+def activation_exprs(ctx, node, a, defaults: tuple) -> list:
     """Per direction, the activation functions (Expr -> Expr, alpha/beta bound)."""
-    names = list(a.activations) or list(defaults) * nd
-    per_dir = len(defaults)
-    if len(names) == per_dir and nd == 2:
-        names = names * 2
-    if len(names) != per_dir * nd:
-        ctx.fail(node, f"activations lists {len(names)} functions, expected {per_dir} per "
-                       f"direction x {nd} direction(s)")
-    alphas, betas = list(a.activation_alpha), list(a.activation_beta)
-    out = []
-    for name in names:
-        spec = ACTIVATIONS.get(name.lower())
-        if spec is None:
-            ctx.fail(node, f"unknown activation '{name}'",
-                     hint=f"use one of {', '.join(sorted(ACTIVATIONS))} (any case)")
-        fn, da, db = spec
-        al = alphas.pop(0) if da is not None and alphas else da
-        be = betas.pop(0) if db is not None and betas else db
-        out.append(lambda x, fn=fn, al=al, be=be: fn(x, al, be))
-    return [out[d * per_dir:(d + 1) * per_dir] for d in range(nd)]
+    return bind_activations(a, defaults, ACTIVATIONS,
+                            lambda message, hint=None: ctx.fail(node, message, hint=hint))
 
 
 @register(ops.RNN, ops.GRU, ops.LSTM)
@@ -103,7 +86,7 @@ def lower_recurrent(ctx, node, inputs):
     if a.direction not in DIRECTIONS:
         ctx.fail(node, f"direction '{a.direction}' is not one of {', '.join(DIRECTIONS)}")
     nd = num_directions(a)
-    acts = activation_exprs(ctx, node, a, defaults, nd)
+    acts = activation_exprs(ctx, node, a, defaults)
     acc = DType.float64 if x.dtype is DType.float64 else DType.float32
     lbr = gru and bool(a.linear_before_reset)
 

@@ -67,9 +67,18 @@ def activations(attrs, kind: Recurrence, node=None) -> list[list[Callable]]:
     def fail(message, hint=None):
         raise AttributeValueError(message, node=node, hint=hint)
 
+    return bind_activations(attrs, kind.activations, _ACTIVATIONS, fail)
+
+
+def bind_activations(attrs, defaults: tuple[str, ...], table: dict, fail) -> list[list[Callable]]:
+    """Per direction, the activations named by `attrs.activations` (or `defaults`, one
+    direction's list) looked up in `table` (lower-case name -> (fn(x, alpha, beta), default
+    alpha, default beta)), with activation_alpha/beta handed out in order to the functions that
+    take them. The interpreter binds NumPy functions, the lowering Expr builders; `fail(message,
+    hint=None)` raises the caller's error."""
     nd = num_directions(attrs)
-    names = list(attrs.activations) or list(kind.activations) * nd
-    per_dir = len(kind.activations)
+    names = list(attrs.activations) or list(defaults) * nd
+    per_dir = len(defaults)
     if len(names) == per_dir and nd == 2:
         names = names * 2
     if len(names) != per_dir * nd:
@@ -78,10 +87,10 @@ def activations(attrs, kind: Recurrence, node=None) -> list[list[Callable]]:
     alphas, betas = list(attrs.activation_alpha), list(attrs.activation_beta)
     out = []
     for name in names:
-        spec = _ACTIVATIONS.get(name.lower())
+        spec = table.get(name.lower())
         if spec is None:
             fail(f"unknown activation '{name}'",
-                 hint=f"use one of {', '.join(sorted(_ACTIVATIONS))} (any case)")
+                 hint=f"use one of {', '.join(sorted(table))} (any case)")
         fn, da, db = spec
         a = alphas.pop(0) if da is not None and alphas else da
         b = betas.pop(0) if db is not None and betas else db
