@@ -55,6 +55,11 @@ def _pool_input(ctx, node, t: Tensor) -> Tensor:
 
 # --- MaxPool --------------------------------------------------------------------------------
 
+# Windows with more taps than this keep the Reduce form: every tap of the phase-split form is a
+# load written out in the kernel's code (a 60x80 window would be 4,800 of them).
+MAX_UNROLLED_TAPS = 64
+
+
 def _phase_split(ctx, node, plain: Tensor, x: Tensor, sw: Sweep, pad: float, fold) -> Tensor:
     """`plain` (the pool's Reduce form), written better when it is a float32 2-D pool with
     static sizes: its kernel first copies x into xp, padded with `pad` and split by stride
@@ -73,6 +78,8 @@ def _phase_split(ctx, node, plain: Tensor, x: Tensor, sw: Sweep, pad: float, fol
     ah = Axis(w.kernel[0], w.strides[0], w.dilations[0], pt, OH, H)
     aw = Axis(w.kernel[1], w.strides[1], w.dilations[1], pl, OW, W)
     taps = [(th, tw) for th in ah.taps for tw in aw.taps]
+    if len(taps) > MAX_UNROLLED_TAPS:
+        return plain
 
     def write(ctx, buf):
         xp, prep = prepared_input(ctx, node, x, ah, aw, False, pad)

@@ -105,3 +105,14 @@ def test_average_pool_reads_a_phase_split_copy(backend):
                     {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
                      "count_include_pad": 1}, rtol=1e-5, atol=1e-6)
     assert len(prog.kernels) == 1 and not _reduces(prog)     # the copy and the pool: one kernel
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_large_window_keeps_the_reduce_form(op, backend):
+    """A window of more than MAX_UNROLLED_TAPS taps (onnx's 60x80 dilated MaxPool case, here
+    9x8) is not written out tap by tap: it stays a Reduce, and still matches."""
+    from kiln.lowering.pool import MAX_UNROLLED_TAPS
+    attrs = {"kernel_shape": [9, 8], "strides": [3, 2], "pads": [1, 2, 1, 2]}
+    assert 9 * 8 > MAX_UNROLLED_TAPS
+    prog = check_op(backend, op, [rand((1, 2, 23, 21), seed=9)], attrs, rtol=1e-5, atol=1e-6)
+    assert _reduces(prog)
