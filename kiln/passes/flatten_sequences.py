@@ -38,22 +38,14 @@ from ..ir import ops
 from ..ir.graph import Graph, Node, Value, subgraphs
 from ..ir.infer import infer_node
 from ..ir.types import OptionalType, SequenceType, TensorType
-
-MAX_UNROLL = 1024      # iterations of a Loop carrying a sequence that are unrolled
+from .sequence_bodies import (  # noqa: F401
+    ABSENT, MAX_UNROLL, Absent, BodyInliner, has_structures_within)
 
 SEQUENCE_OPS = frozenset({
     ops.SequenceConstruct, ops.SequenceEmpty, ops.SequenceAt, ops.SequenceInsert,
     ops.SequenceErase, ops.SequenceLength, ops.SplitToSequence, ops.ConcatFromSequence,
     ops.SequenceMap, ops.Optional, ops.OptionalHasElement, ops.OptionalGetElement,
 })
-
-
-@dataclass(frozen=True)
-class Absent:
-    """An empty optional."""
-
-
-ABSENT = Absent()
 
 
 @dataclass
@@ -172,18 +164,25 @@ def bind_input_structures(graph: Graph, values: dict) -> int:
     return len(front)
 
 
-class _Flattener:
+class _Flattener(BodyInliner):
+    sequence_ops = SEQUENCE_OPS
+
     def __init__(self, graph: Graph):
         self.graph = graph
         self.struct: dict[int, object] = {}        # id(Value) -> list[Value] | Absent | Value
+        self.copies: set[int] = set()              # ids of nodes copied from bodies
 
     def run(self) -> None:
         g = self.graph
         k = 0
         while k < len(g.nodes):
             node = g.nodes[k]
+            if id(node) in self.copies and self.settle_copy(node):
+                g.nodes[k:k + 1] = []           # evaluated: its outputs are constants now
+                continue
             if node.op in SEQUENCE_OPS or (node.op is ops.Identity and self._is_struct(
-                    node.inputs[0])) or (node.op is ops.Loop and self._touches_structures(node)):
+                    node.inputs[0])) or (node.op is ops.Loop and self._touches_structures(node)) \
+                    or (node.op is ops.If and self.if_touches_structures(node)):
                 new = self.handle(node)
                 g.nodes[k:k + 1] = new
                 if not new:
@@ -196,10 +195,10 @@ class _Flattener:
                     self.fail(node, f"{node.op.name} reads the {v.type} %{v.name}, which the "
                               "native back end cannot pass to it")
             for sub in subgraphs(node):
-                if any(not isinstance(v.type, TensorType) for v in sub.values()) or \
+                if has_structures_within(sub) or \
                         any(id(v) in self.struct for v in sub.captured_values()):
                     self.fail(node, f"a sequence or optional inside the body of {node.op.name} "
-                              "(its structure changes per iteration or branch)")
+                              "(its structure changes per iteration)")
             k += 1
 
     # --- structures -------------------------------------------------------------------------
@@ -208,7 +207,7 @@ class _Flattener:
         """Does a Loop carry or read a sequence/optional (then it is unrolled)?"""
         body = node.attrs.get("body")
         return any(self._is_struct(v) for v in node.inputs) or body is not None and (
-            any(not isinstance(v.type, TensorType) for v in body.values()) or
+            has_structures_within(body) or
             any(self._is_struct(v) for v in body.captured_values()))
 
     def _is_struct(self, v: Value | None) -> bool:
@@ -300,6 +299,8 @@ class _Flattener:
             return self.inline_map(node)
         elif op is ops.Loop:
             return self.unroll_loop(node)
+        elif op is ops.If:
+            return self.handle_if(node)
         return []
 
     def _alias(self, old: Value, new) -> None:
@@ -392,87 +393,6 @@ class _Flattener:
             parts = [n.outputs[0] for n in nodes]
         concat = Node(ops.Concat, parts, {"axis": a["axis"]}, [out])
         return nodes + [concat]
-
-    def _inline(self, node: Node, body: Graph, env: dict, nodes: list) -> dict:
-        """Append a copy of `body`'s nodes to `nodes`, its inputs read from `env` (body value id
-        -> outer value); returns env with the body's values mapped too."""
-        if any(subgraphs(n) for n in body.nodes):
-            self.fail(node, f"{node.op.name} whose body has control flow of its own")
-        env.update({id(c): self.graph.add_constant(c.data, c.name) for c in body.constants})
-        for bn in body.nodes:
-            outs = [None if v is None else self.graph.new_value(v.name, v.type)
-                    for v in bn.outputs]
-            for v, o in zip(bn.outputs, outs):
-                if v is not None:
-                    env[id(v)] = o
-            nodes.append(Node(bn.op, [None if v is None else env.get(id(v), v)
-                                      for v in bn.inputs], bn.attrs, outs, bn.name))
-        return env
-
-    def unroll_loop(self, node: Node) -> list[Node]:
-        """A Loop that carries a sequence, with a trip count known when compiling and a
-        condition that stays true: its body once per iteration (scan outputs stacked)."""
-        body: Graph = node.op.full_attrs(node.attrs, node)["body"]
-        trips, cond, *init = list(node.inputs) + [None] * (2 - len(node.inputs))
-        if trips is None or trips.data is None:
-            self.fail(node, "a Loop carrying a sequence needs a trip count known when compiling")
-        if cond is not None and (cond.data is None or not bool(np.asarray(cond.data))):
-            self.fail(node, "a Loop carrying a sequence needs a condition known to be true")
-        count = int(np.asarray(trips.data).reshape(-1)[0])
-        if count > MAX_UNROLL:
-            self.fail(node, f"a Loop carrying a sequence runs {count} times; the back end "
-                      f"unrolls at most {MAX_UNROLL}")
-        carried, nodes = list(init), []
-        scans: list[list] = [[] for _ in body.outputs[1 + len(init):]]
-        true = self.graph.add_constant(np.array(True), "cond")
-        for t in range(count):
-            env = {id(body.inputs[0]): self.graph.add_constant(np.array(t, np.int64), "iter"),
-                   id(body.inputs[1]): true}
-            env.update({id(b): v for b, v in zip(body.inputs[2:], carried)})
-            env = self._inline(node, body, env, nodes)
-            again = env.get(id(body.outputs[0]), body.outputs[0])
-            while again.producer is not None and again.producer.op is ops.Identity:
-                again = again.producer.inputs[0]
-            if again.data is None or not bool(np.asarray(again.data)):
-                self.fail(node, "a Loop carrying a sequence needs a body condition known to "
-                          "stay true")
-            outs = [env.get(id(v), v) for v in body.outputs[1:]]
-            carried = outs[:len(init)]
-            for acc, v in zip(scans, outs[len(init):]):
-                acc.append(v)
-        for out, v in zip(node.outputs, carried):
-            if out is not None:
-                self._alias(out, v)
-        for out, acc in zip(node.outputs[len(init):], scans):
-            if out is None:
-                continue
-            if not acc:
-                self.fail(node, "a Loop carrying a sequence with scan outputs runs 0 times")
-            zero = self._const([0], "axis")
-            parts = [self._node(ops.Unsqueeze, [v, zero], {}, f"{out.name}.part") for v in acc]
-            nodes += parts + [Node(ops.Concat, [p.outputs[0] for p in parts], {"axis": 0},
-                                   [out])]
-        return nodes
-
-    def inline_map(self, node: Node) -> list[Node]:
-        body: Graph = node.op.full_attrs(node.attrs, node)["body"]
-        seqs = [self.struct.get(id(v)) if self._is_struct(v) else None for v in node.inputs]
-        length = len(self.seq(node, node.inputs[0]))
-        for v, s in zip(node.inputs, seqs):
-            if s is not None and (not isinstance(s, list) or len(s) != length):
-                self.fail(node, f"sequence %{v.name} is not as long as the first ({length})")
-        results: list[list] = [[] for _ in body.outputs]
-        nodes: list[Node] = []
-        for t in range(length):
-            env = {id(bv): s[t] if s is not None else v
-                   for bv, v, s in zip(body.inputs, node.inputs, seqs)}
-            env = self._inline(node, body, env, nodes)
-            for acc, v in zip(results, body.outputs):
-                acc.append(env.get(id(v), v))
-        for v, acc in zip(node.outputs, results):
-            if v is not None:
-                self.struct[id(v)] = acc
-        return nodes
 
 
 def _first_dtype(inputs):

@@ -160,27 +160,134 @@ def test_loop_carrying_a_sequence_is_unrolled():
     _check(compile_graph(graph), graph, _feeds((2,)))
 
 
-def test_loop_carrying_a_sequence_with_a_fed_trip_count_is_a_clear_error():
+def test_loop_carrying_a_sequence_with_a_fed_trip_count_names_input_m():
     graph = _loop_over_a_sequence(None)
-    with pytest.raises(LoweringError, match="trip count") as e:
+    with pytest.raises(LoweringError, match="input 'M'") as e:
         flatten_sequences(graph)
     assert e.value.node.op.name == "Loop"
 
 
-def test_sequence_read_in_an_if_branch_is_a_clear_error():
-    b = GraphBuilder("seq_if")
-    x = b.input("x0", tensor(f32, 2))
-    s = b.SequenceConstruct(x)
-    branches = []
-    for k in range(2):
-        g = GraphBuilder(f"branch{k}", parent=b.graph)
-        g.output(g.SequenceAt(s, g.constant(np.array(0), "zero")))
-        branches.append(g.graph)
-    flag = b.input("flag", tensor(DType.bool))
-    b.output(b.If(flag, then_branch=branches[0], else_branch=branches[1]))
+def test_loop_with_a_fed_trip_count_unrolls_once_the_count_is_fixed():
+    graph = _loop_over_a_sequence(None)
     with pytest.raises(LoweringError) as e:
-        flatten_sequences(b.graph)
+        compile_graph(graph)
+    model = SpecializingModel(graph, e.value)
+    assert model.fixed == {"n"}
+    x0 = _feeds((2,))["x0"]
+    for n in (3, 1, 3):
+        feeds = {"x0": x0, "n": np.array(n, np.int64)}
+        for g, w in zip(model(feeds), interpret(graph, feeds)):
+            _same(g, w)
+    assert len(model._variants) == 2
+    model.close()
+
+
+def test_loop_whose_condition_is_computed_at_run_time_is_a_clear_error():
+    b = GraphBuilder("seq_loop_cond")
+    x = b.input("x0", tensor(f32, 2))
+    body = GraphBuilder("body", parent=b.graph)
+    body.input("i", tensor(i64))
+    body.input("c", tensor(DType.bool))
+    acc = body.input("acc", SequenceType(TensorType(f32, (2,))))
+    body.output(body.Less(body.ReduceSum(x, keepdims=0), body.constant(
+        np.array(1.0, np.float32), "one")), body.SequenceInsert(acc, x))
+    b.output(b.Loop(_i64(b, 3, "trips"), None, b.SequenceEmpty(dtype=f32), body=body.graph))
+    with pytest.raises(LoweringError, match="body condition") as e:
+        compile_graph(b.graph)
+    assert e.value.node.op.name == "Loop"
+
+
+def _branches(b, build_then, build_else):
+    out = []
+    for k, build in enumerate((build_then, build_else)):
+        g = GraphBuilder(f"branch{k}", parent=b.graph)
+        g.output(*build(g))
+        out.append(g.graph)
+    return out
+
+
+def test_if_with_a_fed_condition_and_branches_of_the_same_structure():
+    """Each branch builds a sequence of two tensors (one read from an outer sequence) and an
+    optional tensor: the If becomes an If of the three tensors."""
+    b = GraphBuilder("seq_if")
+    x = b.input("x0", tensor(f32, 3))
+    flag = b.input("flag", tensor(DType.bool))
+    s = b.SequenceConstruct(b.Exp(x))
+    zero = _i64(b, 0, "zero")
+    then_g, else_g = _branches(
+        b, lambda g: [g.SequenceConstruct(g.Neg(x), g.SequenceAt(s, zero)), g.Optional(x)],
+        lambda g: [g.SequenceConstruct(g.Relu(x), g.Abs(x)), g.Optional(g.Sqrt(g.Abs(x)))])
+    seq, opt = b.If(flag, then_branch=then_g, else_branch=else_g, outputs=2)
+    b.output(seq, b.ConcatFromSequence(seq, axis=0), b.Neg(b.OptionalGetElement(opt)))
+    x0 = _feeds((3,))["x0"]
+    for f in (True, False):
+        _check(compile_graph(b.graph), b.graph, {"x0": x0, "flag": np.array(f)})
+
+
+def _if_of_different_structures(b, flag):
+    x = b.input("x0", tensor(f32, 3))
+    then_g, else_g = _branches(
+        b, lambda g: [g.Optional(type=SequenceType(TensorType(f32, (3,))))],
+        lambda g: [g.Optional(g.SequenceConstruct(x, g.Neg(x)))])
+    opt = b.If(flag, then_branch=then_g, else_branch=else_g)
+    b.output(opt, b.OptionalHasElement(opt))
+    return b.graph
+
+
+def test_if_of_different_structures_with_a_constant_condition_takes_one_branch():
+    for f in (True, False):
+        b = GraphBuilder("opt_if_const")
+        graph = _if_of_different_structures(b, b.constant(np.array(f), "flag"))
+        _check(compile_graph(graph), graph, _feeds((3,)))
+
+
+def test_if_of_different_structures_with_a_fed_condition_names_cond():
+    b = GraphBuilder("opt_if")
+    graph = _if_of_different_structures(b, b.input("flag", tensor(DType.bool)))
+    with pytest.raises(LoweringError, match="input 'cond' must be known") as e:
+        compile_graph(graph)
+    assert e.value.node is graph.nodes[-2] and e.value.node.op.name == "If"
+    model = SpecializingModel(graph, e.value)       # the ONNX backend's policy: fix 'flag'
+    assert model.fixed == {"flag"}
+    x0 = _feeds((3,))["x0"]
+    for f in (True, False):
+        feeds = {"x0": x0, "flag": np.array(f)}
+        for g, w in zip(model(feeds), interpret(graph, feeds)):
+            _same(g, w)
+    model.close()
+
+
+def test_if_of_different_structures_on_a_computed_condition_is_a_clear_error():
+    b = GraphBuilder("opt_if_data")
+    x = b.input("x", tensor(f32, 3))
+    graph = _if_of_different_structures(
+        b, b.Less(b.ReduceSum(x, keepdims=0), b.constant(np.array(0, np.float32), "zero")))
+    with pytest.raises(LoweringError, match="different structure") as e:
+        compile_graph(graph)
     assert e.value.node.op.name == "If"
+
+
+def test_loop_body_with_an_if_on_the_carried_optional():
+    """ONNX's loop16_seq_none form: each iteration's If starts the sequence when the carried
+    optional is empty, so its condition is known once the iteration is laid out."""
+    b = GraphBuilder("loop_if_opt")
+    x = b.input("x0", tensor(f32, 4))
+    body = GraphBuilder("body", parent=b.graph)
+    i = body.input("i", tensor(i64))
+    c = body.input("c", tensor(DType.bool))
+    o = body.input("o", OptionalType(SequenceType(TensorType(f32, (None,)))))
+    then_g, else_g = _branches(
+        body, lambda g: [g.SequenceConstruct(g.Neg(x))], lambda g: [g.OptionalGetElement(o)])
+    seq = body.If(body.Not(body.OptionalHasElement(o)), then_branch=then_g, else_branch=else_g)
+    end = body.Unsqueeze(body.Add(i, body.constant(np.array(1, np.int64), "one")),
+                         body.constant(np.array([0], np.int64), "axes"))
+    part = body.Slice(x, body.constant(np.array([0], np.int64), "start"), end)
+    body.output(body.Identity(c), body.SequenceInsert(seq, part), body.ReduceSum(part,
+                                                                                keepdims=0))
+    empty = b.Optional(type=SequenceType(TensorType(f32, (None,))))
+    res, sums = b.Loop(_i64(b, 3, "trips"), None, empty, body=body.graph, outputs=2)
+    b.output(res, sums, b.SequenceLength(b.OptionalGetElement(res)))
+    _check(compile_graph(b.graph), b.graph, _feeds((4,)))
 
 
 def test_lowering_a_sequence_op_without_the_pass_names_the_node():
