@@ -11,6 +11,8 @@ value or nothing, so this pass follows those structures through the graph and re
     SequenceMap(seq, ...)         -> its body, inlined once per element
     Loop carrying a sequence      -> its body, inlined once per iteration (a constant trip
                                      count, a condition that stays true; scans stacked)
+    If building or reading one    -> the chosen branch (a constant condition), or an If of
+                                     the tensors when both branches build the same structure
     Optional(x) / Optional()      -> present / absent;  OptionalHasElement -> a constant
     OptionalGetElement(opt)       -> the value;  Identity of a sequence/optional -> the same
 
@@ -20,11 +22,15 @@ shape). A graph output that is a sequence or optional is replaced by its element
 `OutputLayout.regroup` turns the flat results back into lists (None for an empty optional):
 `compile_graph` (kiln/runtime/compiled_model.py) runs this pass and the CompiledModel regroups.
 
-Structure that is not static raises LoweringError naming the node: a sequence or optional
-graph input (its length is only known from the feed; the ONNX backend's specializing model
-compiles per fed structure with `bind_input_structures`), a sequence read in an If branch or a
-Scan body, a Loop carrying one whose trip count or condition is known only at run time, a
-position computed at run time, SplitToSequence along an axis of symbolic size.
+The control flow (Loop, SequenceMap, If) is kiln/passes/sequence_bodies.py. Structure that is
+not static raises LoweringError naming the node: a sequence or optional graph input (its length
+is only known from the feed; the ONNX backend's specializing model compiles per fed structure
+with `bind_input_structures`), a Loop carrying one whose trip count or condition is known only
+at run time (the error names input 'M' / 'cond', which the specializing model fixes), an If
+whose branches build different structures on a condition known only at run time (names input
+'cond'), a Loop whose body condition is computed at run time, a sequence in a Scan body or in a
+Loop that does not carry or read it, a position computed at run time, SplitToSequence along an
+axis of symbolic size.
 """
 
 from __future__ import annotations
