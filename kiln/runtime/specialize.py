@@ -80,7 +80,8 @@ def inputs_to_fix(graph: Graph, error: LoweringError) -> set[str]:
 
 def _graph_inputs_upstream(graph: Graph, values: list) -> set[str]:
     inputs = {id(v): v.name for v in graph.inputs}
-    found, seen, stack = set(), set(), list(values)
+    names = set(inputs.values())      # a node copied from a body, in a copy of `graph`, reads
+    found, seen, stack = set(), set(), list(values)     # the copy's inputs: same names
     while stack:
         v = stack.pop()
         if id(v) in seen:
@@ -88,6 +89,8 @@ def _graph_inputs_upstream(graph: Graph, values: list) -> set[str]:
         seen.add(id(v))
         if id(v) in inputs:
             found.add(inputs[id(v)])
+        elif v.producer is None and v.data is None and v.name in names:
+            found.add(v.name)
         elif v.producer is not None:
             stack.extend(i for i in v.producer.inputs if i is not None)
     return found

@@ -317,3 +317,32 @@ def test_sequence_and_optional_inputs_compile_per_fed_structure():
             _same(g, w)
     assert len(model._variants) == 4
     model.close()
+
+
+def test_if_in_an_unrolled_loop_body_on_a_fed_condition_is_fixed_by_name():
+    """The If that fails is a copy made by unrolling, in a copy of the graph: the specializing
+    model still finds the graph input its condition comes from."""
+    b = GraphBuilder("loop_if_flag")
+    x = b.input("x0", tensor(f32, 3))
+    flag = b.input("flag", tensor(DType.bool))
+    body = GraphBuilder("body", parent=b.graph)
+    body.input("i", tensor(i64))
+    c = body.input("c", tensor(DType.bool))
+    acc = body.input("acc", SequenceType(TensorType(f32, (3,))))
+    then_g, else_g = _branches(body, lambda g: [g.SequenceConstruct(x)],
+                               lambda g: [g.SequenceConstruct(x, g.Neg(x))])
+    grown = body.SequenceInsert(acc, body.ConcatFromSequence(
+        body.If(flag, then_branch=then_g, else_branch=else_g), axis=0))
+    body.output(body.Identity(c), grown)
+    b.output(b.Loop(b.input("n", tensor(i64)), None, b.SequenceEmpty(dtype=f32),
+                    body=body.graph))
+    with pytest.raises(LoweringError) as e:
+        compile_graph(b.graph)
+    model = SpecializingModel(b.graph, e.value)
+    x0 = _feeds((3,))["x0"]
+    for n, f in ((2, True), (2, False), (1, False)):
+        feeds = {"x0": x0, "flag": np.array(f), "n": np.array(n, np.int64)}
+        for g, w in zip(model(feeds), interpret(b.graph, feeds)):
+            _same(g, w)
+    assert model.fixed == {"n", "flag"}
+    model.close()
