@@ -131,7 +131,10 @@ class BodyInliner:
         condition that stays true: its body once per iteration (scan outputs stacked)."""
         body: Graph = node.op.full_attrs(node.attrs, node)["body"]
         trips, cond, *init = list(node.inputs) + [None] * (2 - len(node.inputs))
-        if trips is None or self.known(trips) is None:
+        if trips is None:
+            self.fail(node, "a Loop carrying a sequence or optional is unrolled, which needs "
+                      "a trip count (input 'M'); this one has none")
+        if self.known(trips) is None:
             self.fail(node, "input 'M' must be known when compiling: a Loop carrying a "
                       "sequence or optional is unrolled, which needs its trip count")
         if cond is not None and self.known(cond) is None:

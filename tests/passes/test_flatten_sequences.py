@@ -346,3 +346,18 @@ def test_if_in_an_unrolled_loop_body_on_a_fed_condition_is_fixed_by_name():
             _same(g, w)
     assert model.fixed == {"n", "flag"}
     model.close()
+
+
+def test_while_loop_carrying_a_sequence_is_a_clear_error():
+    b = GraphBuilder("seq_while")
+    x = b.input("x0", tensor(f32, 2))
+    body = GraphBuilder("body", parent=b.graph)
+    body.input("i", tensor(i64))
+    c = body.input("c", tensor(DType.bool))
+    acc = body.input("acc", SequenceType(TensorType(f32, (2,))))
+    body.output(body.Identity(c), body.SequenceInsert(acc, x))
+    b.output(b.Loop(None, b.constant(np.array(True), "go"), b.SequenceEmpty(dtype=f32),
+                    body=body.graph))
+    with pytest.raises(LoweringError, match="has none") as e:
+        compile_graph(b.graph)
+    assert e.value.node is b.graph.nodes[-1]
