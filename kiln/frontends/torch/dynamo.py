@@ -5,7 +5,8 @@
         y = model(x)                                           # torch tensors in and out
 
     torch.compile(module, backend="kiln", dynamic=True)        # one compile for every batch size
-    torch.compile(module, backend="kiln", options={"opt_level": 3, "freeze": True})
+    torch.compile(module, backend="kiln", options={"opt_level": 3})
+    torch.compile(module, backend="kiln", options={"freeze": False})   # weights as inputs
 
 What happens to each graph Dynamo captures (`kiln_backend(gm, example_inputs)`):
 
@@ -27,10 +28,17 @@ gradients (an input requires grad and grad mode is on) run eagerly too, with the
 kiln compiles inference; call the model under `torch.no_grad()` or `torch.inference_mode()`.
 
 Options (`torch.compile(..., options={...})`): every field of kiln.CompileOptions
-(opt_level, fast_math, fuse, ...) and `freeze` (default False). With `freeze`, parameters and
-buffers are compiled into the native code as constants (weights are pre-transposed and folded
-at compile time); changing a weight afterwards is then not seen by the compiled model.
-Without it they are inputs of every call, as with Inductor's default.
+(opt_level, fast_math, fuse, ...) and `freeze` (default True).
+
+Freezing, guarded (the default): parameters and buffers are compiled into the native code as
+constants (weights pre-transposed, BatchNorm and constants folded, GEMM weights packed at
+compile time). A `WeightGuard` (guards.py) records what identifies each frozen tensor's value
+and checks it on every call; when a weight changed (written in place, replaced, reloaded) the
+graph is compiled again with the new values, once (`REFREEZES`); if weights change after
+that, they are taken to keep changing and the graph is compiled with the weights as inputs,
+which it keeps from then on. What the guard cannot see (writes through `p.data`, a NumPy view)
+is listed in guards.py. `freeze=False`: parameters and buffers are inputs of every call, as
+with Inductor's default.
 """
 
 from __future__ import annotations
@@ -44,8 +52,14 @@ import torch
 
 from ...errors import KilnError, UnsupportedOpError
 from ...options import CompileOptions
+from .guards import WeightGuard, guardable
 
 FALLBACK_NOTE = "this graph runs eagerly in PyTorch"
+
+
+# a frozen graph whose weights changed is compiled again with the new values this many times;
+# a further change compiles it with the weights as inputs, for good
+REFREEZES = 1
 
 
 class KilnFallbackWarning(UserWarning):
@@ -55,12 +69,12 @@ class KilnFallbackWarning(UserWarning):
 @dataclasses.dataclass(frozen=True)
 class BackendOptions:
     compile: CompileOptions = CompileOptions()
-    freeze: bool = False
+    freeze: bool = True
 
     @classmethod
     def parse(cls, options) -> "BackendOptions":
         options = dict(options or {})
-        freeze = bool(options.pop("freeze", False))
+        freeze = bool(options.pop("freeze", True))
         known = {f.name for f in dataclasses.fields(CompileOptions)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -155,13 +169,15 @@ def _eager_reason(gm, example_inputs) -> str:
 
 def _frozen_inputs(gm, example_inputs) -> dict[int, torch.Tensor]:
     """Positions of `example_inputs` that are parameters or buffers (Dynamo marks them as
-    static inputs), with their values: the constants `freeze` compiles in."""
+    static inputs), with the tensors: the constants `freeze` compiles in. Inference tensors
+    (made under torch.inference_mode) have no version counter to guard: they stay inputs."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     frozen = {}
     for i, (node, x) in enumerate(zip(placeholders, example_inputs)):
         static = node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type")
-        if isinstance(x, torch.Tensor) and (isinstance(x, torch.nn.Parameter) or static):
-            frozen[i] = x.detach()
+        if isinstance(x, torch.Tensor) and (isinstance(x, torch.nn.Parameter) or static) \
+                and guardable(x):
+            frozen[i] = x
     return frozen
 
 
@@ -175,37 +191,72 @@ _VIEWS = {torch.bfloat16: (torch.int16, "bfloat16"),
 
 class KilnGraphFunction:
     """One ATen graph compiled by kiln, called the way aot_autograd calls a compiled forward:
-    `f(*args)` with every graph input (tensors and SymInt values) -> tuple of tensors."""
+    `f(*args)` with every graph input (tensors and SymInt values) -> tuple of tensors.
 
-    def __init__(self, model, tensor_positions: list[int], frozen: dict, seconds: float):
-        self.model = model                      # the kiln CompiledModel
-        self.tensor_positions = tensor_positions
-        self.frozen = frozen
-        self.compile_seconds = seconds
-        self._run = model.run
+    With frozen inputs, every call first checks the `WeightGuard`; when it fails the graph is
+    compiled again (module docstring): `recompiles` counts those compiles, `frozen` is empty
+    once the graph takes its weights as inputs."""
+
+    def __init__(self, aten_gm, aten_inputs, options: CompileOptions, frozen: dict):
+        self.aten_gm = aten_gm
+        self.aten_inputs = list(aten_inputs)
+        self.options = options
+        self.recompiles = 0
+        self.refreezes = 0
+        self.compile_seconds = 0.0
+        self._build(frozen)
 
     @classmethod
     def compile(cls, aten_gm, aten_inputs, options: CompileOptions,
                 frozen: dict) -> "KilnGraphFunction":
+        return cls(aten_gm, aten_inputs, options, frozen)
+
+    def _build(self, frozen: dict) -> None:
+        """Compile the ATen graph with `frozen` (position -> tensor) as constants."""
         from ...api import optimize_graph
         from ...runtime.compiled_model import compile_graph
         from torch._subclasses.fake_tensor import unset_fake_temporarily
         from .fx_import import import_fx
         t0 = time.perf_counter()
-        placeholders = [n for n in aten_gm.graph.nodes if n.op == "placeholder"]
+        placeholders = [n for n in self.aten_gm.graph.nodes if n.op == "placeholder"]
         constants = {placeholders[i].name: x for i, x in frozen.items()}
         with unset_fake_temporarily():      # aot_autograd compiles under its FakeTensorMode
-            graph = import_fx(aten_gm, name="dynamo", constants=constants)
-        compiled = compile_graph(optimize_graph(graph, options))
-        compiled.options = options
-        positions = [i for i, x in enumerate(aten_inputs)
+            graph = import_fx(self.aten_gm, name="dynamo", constants=constants)
+        compiled = compile_graph(optimize_graph(graph, self.options))
+        compiled.options = self.options
+        positions = [i for i, x in enumerate(self.aten_inputs)
                      if i not in frozen and isinstance(x, torch.Tensor)]
         if len(positions) != len(compiled.input_names):
             raise KilnError(f"the ATen graph has {len(positions)} tensor inputs, the kiln graph "
                             f"{len(compiled.input_names)}")
-        return cls(compiled, positions, frozen, time.perf_counter() - t0)
+        self.model = compiled                   # the kiln CompiledModel
+        self.tensor_positions = positions
+        self.frozen = dict(frozen)
+        self.guard = WeightGuard(frozen) if frozen else None
+        self._run = compiled.run
+        self.compile_seconds += time.perf_counter() - t0
+
+    def _weights_changed(self, args) -> None:
+        """The guard failed: compile again with the new weights, or with weights as inputs."""
+        self.recompiles += 1
+        try:
+            if self.refreezes < REFREEZES:
+                self.refreezes += 1
+                self._build({i: args[i] for i in self.frozen})
+            else:
+                self._build({})
+        except Exception as e:      # compiled once already: not expected, but never a crash
+            text = explain(e, self.aten_gm) if isinstance(e, KilnError) else \
+                f"internal error {type(e).__name__}: {e} (please report it with the model)"
+            warnings.warn(f"kiln: {FALLBACK_NOTE}: the weights changed and compiling the graph "
+                          f"again failed: {text}", KilnFallbackWarning)
+            self.guard, self._run = None, None
 
     def __call__(self, *args):
+        if self.guard is not None and not self.guard.holds(args):
+            self._weights_changed(args)
+        if self._run is None:
+            return tuple(self.aten_gm(*args))
         arrays = []
         for i in self.tensor_positions:
             t = args[i]

@@ -63,7 +63,7 @@ def test_a_small_module_by_name(kiln_compiles):
     got = no_fallback(torch.compile(model, backend="kiln"), x)
     torch.testing.assert_close(got, model(x), rtol=1e-4, atol=1e-5)
     assert len(kiln_compiles) == 1
-    # weights are inputs of every call unless frozen: a new weight is seen
+    # frozen by default, guarded: a new weight is seen (test_dynamo_freeze.py has the cases)
     with torch.no_grad():
         model[0].weight.mul_(2)
     got = no_fallback(torch.compile(model, backend="kiln"), x)
@@ -79,10 +79,6 @@ def test_freeze_compiles_weights_as_constants(kiln_compiles):
     (made,) = kiln_compiles
     assert made.model.input_names and len(made.model.input_names) == 1     # only x
     assert len(made.frozen) == 4 and made.model.options.opt_level == 3
-    before = model(x)
-    with torch.no_grad():                   # frozen: a later change of a weight is not seen
-        model[0].weight.mul_(2)
-    torch.testing.assert_close(no_fallback(compiled, x), before, rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_option_is_a_kiln_error():
