@@ -127,41 +127,43 @@ class BodyInliner:
     # --- Loop ---------------------------------------------------------------------------------
 
     def unroll_loop(self, node: Node) -> list[Node]:
-        """A Loop that carries a sequence, with a trip count known when compiling and a
-        condition that stays true: its body once per iteration (scan outputs stacked)."""
+        """A Loop that carries a sequence, with a trip count and condition known when
+        compiling, and a body condition that each copy computes from constants (the iteration
+        number): its body once per iteration until either stops it (scan outputs stacked)."""
         body: Graph = node.op.full_attrs(node.attrs, node)["body"]
         trips, cond, *init = list(node.inputs) + [None] * (2 - len(node.inputs))
-        if trips is None:
-            self.fail(node, "a Loop carrying a sequence or optional is unrolled, which needs "
-                      "a trip count (input 'M'); this one has none")
-        if self.known(trips) is None:
+        if trips is not None and self.known(trips) is None:
             self.fail(node, "input 'M' must be known when compiling: a Loop carrying a "
                       "sequence or optional is unrolled, which needs its trip count")
         if cond is not None and self.known(cond) is None:
             self.fail(node, "input 'cond' must be known when compiling: a Loop carrying a "
                       "sequence or optional is unrolled, which needs its condition")
-        count = int(np.asarray(self.known(trips)).reshape(-1)[0])
-        if cond is not None and not bool(np.asarray(self.known(cond))):
-            count = 0
-        if count > MAX_UNROLL:
-            self.fail(node, f"a Loop carrying a sequence runs {count} times; the back end "
-                      f"unrolls at most {MAX_UNROLL}")
+        if trips is None and cond is None:
+            self.fail(node, "a Loop with neither a trip count nor a condition never ends")
+        count = None if trips is None else int(np.asarray(self.known(trips)).reshape(-1)[0])
+        running = cond is None or bool(np.asarray(self.known(cond)))
         carried, nodes = list(init), []
         scans: list[list] = [[] for _ in body.outputs[1 + len(init):]]
         true = self.graph.add_constant(np.array(True), "cond")
-        for t in range(count):
+        t = 0
+        while running and (count is None or t < count):
+            if t == MAX_UNROLL:
+                self.fail(node, f"a Loop carrying a sequence runs more than {MAX_UNROLL} "
+                          "times, the most the back end unrolls")
             env = {id(body.inputs[0]): self.graph.add_constant(np.array(t, np.int64), "iter"),
                    id(body.inputs[1]): true}
             env.update({id(b): v for b, v in zip(body.inputs[2:], carried)})
             env = self._inline(node, body, env, nodes)
             again = self._body_condition(env.get(id(body.outputs[0]), body.outputs[0]))
-            if again is None or not bool(np.asarray(again)):
-                self.fail(node, "a Loop carrying a sequence needs a body condition known to "
-                          "stay true")
+            if again is None:
+                self.fail(node, "a Loop carrying a sequence needs a body condition known when "
+                          "compiling (computed from constants and the iteration number)")
+            running = bool(np.asarray(again))
             outs = [env.get(id(v), v) for v in body.outputs[1:]]
             carried = outs[:len(init)]
             for acc, v in zip(scans, outs[len(init):]):
                 acc.append(v)
+            t += 1
         for out, v in zip(node.outputs, carried):
             if out is not None:
                 self._alias(out, v)

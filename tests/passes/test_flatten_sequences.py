@@ -348,16 +348,32 @@ def test_if_in_an_unrolled_loop_body_on_a_fed_condition_is_fixed_by_name():
     model.close()
 
 
-def test_while_loop_carrying_a_sequence_is_a_clear_error():
+def _while_loop(stop_after):
+    """A Loop without a trip count carrying a sequence: its body stops it after iteration
+    `stop_after` (None: never)."""
     b = GraphBuilder("seq_while")
     x = b.input("x0", tensor(f32, 2))
     body = GraphBuilder("body", parent=b.graph)
-    body.input("i", tensor(i64))
+    i = body.input("i", tensor(i64))
     c = body.input("c", tensor(DType.bool))
     acc = body.input("acc", SequenceType(TensorType(f32, (2,))))
-    body.output(body.Identity(c), body.SequenceInsert(acc, x))
-    b.output(b.Loop(None, b.constant(np.array(True), "go"), b.SequenceEmpty(dtype=f32),
-                    body=body.graph))
-    with pytest.raises(LoweringError, match="has none") as e:
-        compile_graph(b.graph)
-    assert e.value.node is b.graph.nodes[-1]
+    again = body.Identity(c) if stop_after is None else \
+        body.Less(i, body.constant(np.array(stop_after, np.int64), "last"))
+    y = body.Mul(x, body.Cast(i, to=f32))
+    body.output(again, body.SequenceInsert(acc, y), body.Neg(y))
+    seq, scan = b.Loop(None, b.constant(np.array(True), "go"), b.SequenceEmpty(dtype=f32),
+                       body=body.graph, outputs=2)
+    b.output(seq, scan)
+    return b.graph
+
+
+def test_while_loop_stopped_by_its_iteration_number_is_unrolled():
+    graph = _while_loop(2)
+    _check(compile_graph(graph), graph, _feeds((2,)))
+
+
+def test_while_loop_that_never_stops_is_a_clear_error():
+    graph = _while_loop(None)
+    with pytest.raises(LoweringError, match="more than 1024") as e:
+        compile_graph(graph)
+    assert e.value.node is graph.nodes[-1]
