@@ -10,7 +10,8 @@ value or nothing, so this pass follows those structures through the graph and re
     ConcatFromSequence(seq)       -> Concat (of Unsqueezes with new_axis=1)
     SequenceMap(seq, ...)         -> its body, inlined once per element
     Loop carrying a sequence      -> its body, inlined once per iteration (a constant trip
-                                     count, a condition that stays true; scans stacked)
+                                     count and condition, a body condition computed from
+                                     constants and the iteration number; scans stacked)
     If building or reading one    -> the chosen branch (a constant condition), or an If of
                                      the tensors when both branches build the same structure
     Optional(x) / Optional()      -> present / absent;  OptionalHasElement -> a constant
