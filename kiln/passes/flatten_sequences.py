@@ -29,9 +29,9 @@ is only known from the feed; the ONNX backend's specializing model compiles per 
 with `bind_input_structures`), a Loop carrying one whose trip count or condition is known only
 at run time (the error names input 'M' / 'cond', which the specializing model fixes), an If
 whose branches build different structures on a condition known only at run time (names input
-'cond'), a Loop whose body condition is computed at run time, a sequence in a Scan body or in a
-Loop that does not carry or read it, a position computed at run time, SplitToSequence along an
-axis of symbolic size.
+'cond'), a Loop whose body condition is computed from data at run time, a sequence or
+optional in a Scan body, a position computed at run time, SplitToSequence along an axis of
+symbolic size.
 """
 
 from __future__ import annotations
