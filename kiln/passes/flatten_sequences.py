@@ -78,9 +78,10 @@ def _take(entry, it):
 
 
 def has_structures(graph: Graph) -> bool:
-    """Does the graph hold sequence or optional values (or ops that make them)?"""
+    """Does the graph, or a body nested in it, hold sequence or optional values (or ops that
+    make them)?"""
     return any(not isinstance(v.type, TensorType) for v in graph.values()) or \
-        any(n.op in SEQUENCE_OPS for n in graph.nodes)
+        any(n.op in SEQUENCE_OPS or any(map(has_structures, subgraphs(n))) for n in graph.nodes)
 
 
 def flatten_sequences(graph: Graph) -> OutputLayout:

@@ -377,3 +377,38 @@ def test_while_loop_that_never_stops_is_a_clear_error():
     with pytest.raises(LoweringError, match="more than 1024") as e:
         compile_graph(graph)
     assert e.value.node is graph.nodes[-1]
+
+
+def test_sequence_in_a_scan_body_is_a_clear_error():
+    b = GraphBuilder("seq_scan")
+    x = b.input("x", tensor(f32, 5, 3))
+    body = GraphBuilder("body", parent=b.graph)
+    xt = body.input("xt", tensor(f32, 3))
+    body.output(body.ConcatFromSequence(body.SequenceConstruct(xt, body.Neg(xt)), axis=0))
+    b.output(b.Scan(x, body=body.graph, num_scan_inputs=1))
+    with pytest.raises(LoweringError, match="inside the body of Scan") as e:
+        compile_graph(b.graph)
+    assert e.value.node is b.graph.nodes[-1]
+
+
+def test_sequences_used_only_inside_bodies():
+    """No sequence at the top level: a Loop whose body concatenates a sequence it builds is
+    unrolled, and an If on a fed condition whose branches do gets flattened branches."""
+    b = GraphBuilder("seq_inside")
+    x = b.input("x0", tensor(f32, 2))
+    flag = b.input("flag", tensor(DType.bool))
+    body = GraphBuilder("body", parent=b.graph)
+    body.input("i", tensor(i64))
+    c = body.input("c", tensor(DType.bool))
+    y = body.input("y", tensor(f32, 2))
+    pair = body.ConcatFromSequence(body.SequenceConstruct(y, x), axis=0)
+    body.output(body.Identity(c), body.Add(y, body.ReduceSum(pair, keepdims=0)))
+    looped = b.Loop(_i64(b, 3, "trips"), None, x, body=body.graph)
+    then_g, else_g = _branches(
+        b, lambda g: [g.ConcatFromSequence(g.SequenceConstruct(x, looped), axis=0)],
+        lambda g: [g.ConcatFromSequence(g.SplitToSequence(g.Concat(looped, x, axis=0),
+                                                          _i64(g, 2, "two")), axis=0)])
+    b.output(looped, b.If(flag, then_branch=then_g, else_branch=else_g))
+    x0 = _feeds((2,))["x0"]
+    for f in (True, False):
+        _check(compile_graph(b.graph), b.graph, {"x0": x0, "flag": np.array(f)})
