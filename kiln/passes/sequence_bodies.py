@@ -8,7 +8,8 @@ that:
     Loop carrying or reading one  -> its body copied once per iteration: the trip count and
                                      the condition known when compiling (the ONNX backend's
                                      specializing model fixes the graph inputs they come from),
-                                     the body's condition known to stay true; scans stacked
+                                     copies until the body's condition, computed from constants
+                                     and the iteration number, turns false; scans stacked
     SequenceMap                   -> its body copied once per element
     If, condition known           -> the chosen branch's nodes, in place of the If
     If, condition known at run time, both branches building the same structure
@@ -17,10 +18,11 @@ that:
 Copies of a body take their own copies of nested subgraphs (an If in a Loop body is an If per
 iteration, its captures renamed to that iteration's values), and small nodes of the copies whose
 inputs are all constants are evaluated (an iteration number, `Not(OptionalHasElement(...))`), so
-positions, slice ends and the conditions of nested Ifs become constants. Anything else (branches
-building different structures for a condition known only at run time, a Loop's trip count or
-condition known only at run time) raises LoweringError naming the node and the input that has to
-be known when compiling.
+positions, slice ends and the conditions of nested Ifs become constants. Anything else raises
+LoweringError naming the node: branches building different structures for a condition known only
+at run time, a Loop's trip count or condition known only at run time (both name the input that
+has to be known when compiling), a body condition computed from data, more than MAX_UNROLL
+iterations.
 """
 
 from __future__ import annotations
