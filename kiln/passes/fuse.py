@@ -11,7 +11,12 @@ immediate post-dominator P when every node on every path from it to P fits the r
            over a small image, ending the group;
   phase 1  an elementwise/broadcast node fuses into P when the paths are at most injective and
            P is at most injective or a reduction (so softmax and the norms absorb what feeds
-           them); an injective node fuses when the paths and P are at most injective.
+           them); an injective node fuses when the paths and P are at most injective, except
+           that a group of pure data movement (pattern injective) never joins a view
+           (`_is_view`: Reshape, Transpose, Slice..., lowered lazily): alone, a view costs no
+           kernel (its reader indexes through it), while the group would copy the data into
+           the view's layout (a Reshape/Transpose of attention heads, or the Shape -> Concat
+           computing a Reshape's target, became copy kernels the unfused program never ran).
 
 Reductions and opaque ops never fuse forward, and a node that cannot fuse is a group of its
 own. Because P post-dominates the node, everything on those paths joins too, so a group is
@@ -141,7 +146,8 @@ def partition(graph: Graph, max_size: int = 64) -> _Groups:
                 ok = phase == 1 and all(kind(n) <= RANK[K.INJECTIVE] for n in between) and \
                     kind(sink) in (0, 1, 2, RANK[K.REDUCTION])
             elif pattern == RANK[K.INJECTIVE]:
-                ok = phase == 1 and all(kind(n) <= RANK[K.INJECTIVE] for n in between + [sink])
+                ok = phase == 1 and all(kind(n) <= RANK[K.INJECTIVE] for n in between + [sink]) \
+                    and not _is_view(sink)
             else:
                 ok = False
             if ok:
@@ -188,6 +194,13 @@ def chain_gemm_groups(graph: Graph, groups: _Groups) -> int:
                 merged += 1
         chain_of[root] = chain
     return merged
+
+
+def _is_view(node: Node) -> bool:
+    """An op that lowers lazily (a view or pure index arithmetic): unfused, it writes nothing."""
+    from ..lowering.registry import lowering_for
+    lowering = lowering_for(node.op)
+    return lowering is not None and lowering.lazy
 
 
 def _small_global_pool(node: Node) -> bool:
