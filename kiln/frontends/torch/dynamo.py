@@ -34,9 +34,11 @@ Freezing, guarded (the default): parameters and buffers are compiled into the na
 constants (weights pre-transposed, BatchNorm and constants folded, GEMM weights packed at
 compile time). A `WeightGuard` (guards.py) records what identifies each frozen tensor's value
 and checks it on every call; when a weight changed (written in place, replaced, reloaded) the
-graph is compiled again with the new values, once (`REFREEZES`); if weights change after
-that, they are taken to keep changing and the graph is compiled with the weights as inputs,
-which it keeps from then on. What the guard cannot see (writes through `p.data`, a NumPy view)
+graph is compiled again with the new values, once (`FROZEN_COMPILES`); if weights change
+after that, they are taken to keep changing and the graph is compiled with the weights as
+inputs, which it keeps from then on. Dynamo shares one graph between instances of a module
+class: each instance's weights are a frozen variant of their own, kept side by side (the
+guard picks the one that holds), within the same budget. What the guard cannot see (writes through `p.data`, a NumPy view)
 is listed in guards.py. `freeze=False`: parameters and buffers are inputs of every call, as
 with Inductor's default.
 """
@@ -57,9 +59,9 @@ from .guards import WeightGuard, guardable
 FALLBACK_NOTE = "this graph runs eagerly in PyTorch"
 
 
-# a frozen graph whose weights changed is compiled again with the new values this many times;
-# a further change compiles it with the weights as inputs, for good
-REFREEZES = 1
+# frozen compiles of one graph at most: the first, and one more when its weights change (or a
+# second module instance shares the graph); past that the graph takes its weights as inputs
+FROZEN_COMPILES = 2
 
 
 class KilnFallbackWarning(UserWarning):
@@ -193,26 +195,33 @@ class KilnGraphFunction:
     """One ATen graph compiled by kiln, called the way aot_autograd calls a compiled forward:
     `f(*args)` with every graph input (tensors and SymInt values) -> tuple of tensors.
 
-    With frozen inputs, every call first checks the `WeightGuard`; when it fails the graph is
-    compiled again (module docstring): `recompiles` counts those compiles, `frozen` is empty
-    once the graph takes its weights as inputs."""
+    With frozen inputs, every call first checks the `WeightGuard` of the code in use; when it
+    fails, another frozen variant whose guard holds is used, or the graph is compiled again
+    (module docstring): `recompiles` counts those compiles, `frozen` is empty once the graph
+    takes its weights as inputs."""
 
     def __init__(self, aten_gm, aten_inputs, options: CompileOptions, frozen: dict):
         self.aten_gm = aten_gm
         self.aten_inputs = list(aten_inputs)
         self.options = options
-        self.recompiles = 0
-        self.refreezes = 0
+        self.recompiles = 0                     # compiles after the first
+        self.switches = 0                       # changes to another frozen variant, no compile
         self.compile_seconds = 0.0
-        self._build(frozen)
+        self.variants: list[tuple] = []         # (guard, model, positions) per set of weights
+        self._use(self._build(frozen))
 
     @classmethod
     def compile(cls, aten_gm, aten_inputs, options: CompileOptions,
                 frozen: dict) -> "KilnGraphFunction":
         return cls(aten_gm, aten_inputs, options, frozen)
 
-    def _build(self, frozen: dict) -> None:
-        """Compile the ATen graph with `frozen` (position -> tensor) as constants."""
+    @property
+    def frozen(self) -> dict:
+        """The frozen tensors of the code in use (position -> tensor); {} for weights as inputs."""
+        return dict(self.guard.tensors) if self.guard is not None else {}
+
+    def _build(self, frozen: dict) -> tuple:
+        """Compile the ATen graph with `frozen` (position -> tensor) as constants: a variant."""
         from ...api import optimize_graph
         from ...runtime.compiled_model import compile_graph
         from torch._subclasses.fake_tensor import unset_fake_temporarily
@@ -229,28 +238,40 @@ class KilnGraphFunction:
         if len(positions) != len(compiled.input_names):
             raise KilnError(f"the ATen graph has {len(positions)} tensor inputs, the kiln graph "
                             f"{len(compiled.input_names)}")
-        self.model = compiled                   # the kiln CompiledModel
-        self.tensor_positions = positions
-        self.frozen = dict(frozen)
-        self.guard = WeightGuard(frozen) if frozen else None
-        self._run = compiled.run
         self.compile_seconds += time.perf_counter() - t0
+        return (WeightGuard(frozen) if frozen else None, compiled, positions)
+
+    def _use(self, variant: tuple) -> None:
+        self.guard, self.model, self.tensor_positions = variant   # model: the CompiledModel
+        self._run = self.model.run
+        if self.guard is not None and variant not in self.variants:
+            self.variants.append(variant)
 
     def _weights_changed(self, args) -> None:
-        """The guard failed: compile again with the new weights, or with weights as inputs."""
+        """The guard failed: another frozen variant's weights (a second module instance sharing
+        this graph), else compile again with the new weights, or with weights as inputs."""
+        for variant in self.variants:
+            if variant[0].holds(args):
+                self.switches += 1
+                return self._use(variant)
+        positions = list(self.guard.tensors)
         self.recompiles += 1
         try:
-            if self.refreezes < REFREEZES:
-                self.refreezes += 1
-                self._build({i: args[i] for i in self.frozen})
+            if 1 + self.recompiles <= FROZEN_COMPILES:     # the first compile was frozen
+                new = {i: args[i] for i in positions}
+                # a variant with the same tensor objects holds stale values: it goes
+                self.variants = [v for v in self.variants
+                                 if any(v[0].tensors[i] is not t for i, t in new.items())]
+                self._use(self._build(new))
             else:
-                self._build({})
+                self.variants = []
+                self._use(self._build({}))
         except Exception as e:      # compiled once already: not expected, but never a crash
             text = explain(e, self.aten_gm) if isinstance(e, KilnError) else \
                 f"internal error {type(e).__name__}: {e} (please report it with the model)"
             warnings.warn(f"kiln: {FALLBACK_NOTE}: the weights changed and compiling the graph "
                           f"again failed: {text}", KilnFallbackWarning)
-            self.guard, self._run = None, None
+            self.guard, self._run, self.variants = None, None, []
 
     def __call__(self, *args):
         if self.guard is not None and not self.guard.holds(args):

@@ -208,3 +208,18 @@ def test_guard_reports_what_changed():
     assert guard.changes(args) == ["input 0: another tensor object",
                                    "input 2: written in place (version 0 -> 1)",
                                    "input 3: its storage was replaced"]
+
+
+def test_module_instances_sharing_a_graph_keep_their_own_frozen_weights(kiln_compiles):
+    """Dynamo hands two instances of one class the same graph: each instance's weights get a
+    frozen variant (one recompile), and alternating calls switch between them."""
+    first, second, x = mlp(), mlp(), torch.randn(3, 8)
+    with torch.no_grad():
+        second[0].weight.mul_(2)
+    a, b = torch.compile(first, backend="kiln"), torch.compile(second, backend="kiln")
+    for _ in range(3):
+        matches_eager(a, first, x)
+        matches_eager(b, second, x)
+    (made,) = kiln_compiles
+    assert made.recompiles == 1 and len(made.variants) == 2 and made.switches == 4
+    assert len(made.frozen) == 4
