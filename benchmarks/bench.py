@@ -15,7 +15,8 @@ what a call costs apart from the work) the same seeded weights run in six runtim
     PyTorch eager   benchmarks/torch_models.py (the same weights, looked up by name),
                     torch.inference_mode, torch.set_num_threads(--threads)
     torch.compile kiln      that module through torch.compile(backend="kiln") (Dynamo, then
-                            kiln/frontends/torch/dynamo.py), options freeze=True: n/a if any
+                            kiln/frontends/torch/dynamo.py), options freeze=True (kiln's
+                            default: frozen, with the per-call weight guard): n/a if any
                             graph fell back to eager
     torch.compile Inductor  that module through torch.compile (Inductor's C++ code; needs a C++
                             compiler at run time), options freezing=True, its caches off

@@ -38,9 +38,9 @@ graph is compiled again with the new values, once (`FROZEN_COMPILES`); if weight
 after that, they are taken to keep changing and the graph is compiled with the weights as
 inputs, which it keeps from then on. Dynamo shares one graph between instances of a module
 class: each instance's weights are a frozen variant of their own, kept side by side (the
-guard picks the one that holds), within the same budget. What the guard cannot see (writes through `p.data`, a NumPy view)
-is listed in guards.py. `freeze=False`: parameters and buffers are inputs of every call, as
-with Inductor's default.
+guard picks the one that holds), within the same budget. What the guard cannot see (writes
+through `p.data`, a NumPy view) is listed in guards.py. `freeze=False`: parameters and
+buffers are inputs of every call, as with Inductor's default.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ native code. `WeightGuard` records, for each of those inputs, what identifies it
                              version counter bumps it: `p.add_(1)` under no_grad,
                              `p.detach().copy_(...)`, `p[0] = 1`, `load_state_dict(...)`
     its data_ptr             `p.data = other` swaps the storage without bumping the version
-    shape, dtype, stride     checked with the data_ptr, on the slow path only
+    shape, dtype, stride     named by `changes` only: a change of them makes Dynamo's own
+                             guards fail, and Dynamo traces again
 
 `holds(args)` is the per-call check: an identity test, one version read and one data_ptr read
 per frozen tensor (a few hundred nanoseconds for a small model; measured by
