@@ -131,11 +131,33 @@ def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
             values[hint] = local
         inner = [Store(buffer, tuple(vars_), element(tuple(vars_), values))]
         body += _row_nest(shape, axes, vars_, inner, buffer)
-        kinds = outer_kinds([shape[d] for d in outer], shape)
+        return _rows_nest(ctx, shape, outer, vars_, body)
+    return write
+
+
+def _rows_nest(ctx, shape, outer, vars_, body: list) -> list:
+    """The loops over the rows (the `outer` axes) around `body`. When the leading outer axis is
+    symbolic (a batch, often 1 at run time), its parallel loop could have one iteration and run
+    every row on one thread: then the rows are one PARALLEL loop over their flat number, each
+    row's indices Locals unravelled from it (a div/mod per row, against a row of work)."""
+    dims = [shape[d] for d in outer]
+    kinds = outer_kinds(dims, shape)
+    multi = [d for d in outer if not E.is_const(shape[d], 1)]
+    if LoopKind.PARALLEL not in kinds or len(multi) < 2 or isinstance(shape[multi[0]], Const):
         for d, kind in reversed(list(zip(outer, kinds))):
             body = [Loop(vars_[d], E.ZERO, shape[d], body, kind)]
         return body
-    return write
+    flat = ctx.fresh_var("row")
+    coords, rest = [], flat
+    for d in reversed(outer):
+        if E.is_const(shape[d], 1):
+            coords.append(Local(vars_[d], E.ZERO))
+        elif d == multi[0]:
+            coords.append(Local(vars_[d], rest))
+        else:
+            coords.append(Local(vars_[d], E.mod(rest, shape[d])))
+            rest = E.floordiv(rest, shape[d])
+    return [Loop(flat, E.ZERO, E.product(dims), [*reversed(coords), *body], LoopKind.PARALLEL)]
 
 
 def _row_nest(shape, axes, vars_, inner: list, buffer) -> list:

@@ -241,3 +241,42 @@ def test_matmul_is_not_fused_into_a_symbolic_or_large_row():
              b.Softmax(b.MatMul(x, b.constant(rand((7, 5000), seed=35), "w")), axis=1))
     graph = _fused(b.graph)
     assert sorted(n.op.name for n in graph.nodes) == ["MatMul", "MatMul", "Softmax", "Softmax"]
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LayerNormalization"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_rows_under_a_symbolic_batch_are_one_parallel_loop(op, batch, backend):
+    """[batch, heads, seq, row] with batch and seq symbolic: a parallel loop over batch alone
+    runs every row on one thread when batch is 1, so the rows are one parallel loop over their
+    flat number (indices unravelled per row) and the answer is the same."""
+    from kiln.loops.stmt import Loop, LoopKind
+    x = rand((batch, 3, 5, 8), seed=30, low=-4, high=4)
+    ins = [x] if op == "Softmax" else [x, rand((8,), seed=31), rand((8,), seed=32)]
+    program = check_op(backend, op, ins, {"axis": -1}, dims={0: ("batch", 3, "seq", 8)},
+                       rtol=1e-5, atol=1e-5)
+    (kernel,) = program.kernels
+    outer = [s for s in kernel.body if isinstance(s, Loop)]
+    assert len(outer) == 1 and outer[0].kind is LoopKind.PARALLEL
+    assert {"batch", "seq"} <= {v.name for v in _vars(outer[0].stop)}    # every row
+    assert not any(isinstance(s, Loop) and s.kind is LoopKind.PARALLEL
+                   for s in _walk(outer[0].body))
+
+
+def _vars(e):
+    from kiln.loops.expr import Var, children
+    stack, out = [e], []
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Var):
+            out.append(x)
+        stack.extend(children(x))
+    return out
+
+
+def _walk(stmts):
+    for s in stmts:
+        yield s
+        for attr in ("body", "then", "orelse"):
+            inner = getattr(s, attr, None)
+            if isinstance(inner, list):
+                yield from _walk(inner)
