@@ -39,7 +39,8 @@ after that, they are taken to keep changing and the graph is compiled with the w
 inputs, which it keeps from then on. Dynamo shares one graph between instances of a module
 class: each instance's weights are a frozen variant of their own, kept side by side (the
 guard picks the one that holds), within the same budget. What the guard cannot see (writes
-through `p.data`, a NumPy view) is listed in guards.py. `freeze=False`: parameters and
+through `p.data`, a NumPy view) is listed in guards.py. A buffer the graph itself writes
+(aot_autograd's metadata says which) is never frozen. `freeze=False`: parameters and
 buffers are inputs of every call, as with Inductor's default.
 """
 
@@ -98,9 +99,11 @@ def kiln_backend(gm: torch.fx.GraphModule, example_inputs, *, options=None):
     def compile_aten(aten_gm, aten_inputs):
         # the ATen graph's inputs are Dynamo's in order unless aot_autograd lifted more
         aligned = len(aten_inputs) == len(example_inputs)
+        mutated = _mutated_inputs()
         try:
-            return KilnGraphFunction.compile(aten_gm, aten_inputs, opts.compile,
-                                             frozen if aligned else {})
+            return KilnGraphFunction.compile(
+                aten_gm, aten_inputs, opts.compile,
+                {i: x for i, x in frozen.items() if i not in mutated} if aligned else {})
         except KilnError as e:
             raise _CannotCompile(explain(e, aten_gm)) from e
         except Exception as e:      # a kiln bug must not take the user's program down
@@ -167,6 +170,19 @@ def _eager_reason(gm, example_inputs) -> str:
         return ("kiln compiles inference graphs and this one needs gradients; call the model "
                 "under torch.no_grad() or torch.inference_mode()")
     return ""
+
+
+def _mutated_inputs() -> set[int]:
+    """Positions of the graph inputs the graph itself writes (a buffer updated in forward),
+    from aot_autograd's metadata of the graph being compiled: those are never frozen (they
+    would fail the weight guard on every call). Empty if torch does not say."""
+    context = torch._guards.TracingContext.try_get()
+    meta = getattr(context, "fw_metadata", None)
+    try:
+        return {i for i, info in enumerate(meta.input_info)
+                if info.mutates_data or info.mutates_metadata}
+    except AttributeError:
+        return set()
 
 
 def _frozen_inputs(gm, example_inputs) -> dict[int, torch.Tensor]:
