@@ -226,3 +226,23 @@ def test_module_instances_sharing_a_graph_keep_their_own_frozen_weights(kiln_com
     (made,) = kiln_compiles
     assert made.recompiles == 1 and len(made.variants) == 2 and made.switches == 4
     assert len(made.frozen) == 4
+
+
+def test_a_failed_recompile_warns_and_runs_the_graph_eagerly(kiln_compiles, monkeypatch):
+    from kiln.errors import LoweringError
+    model, x = mlp(), torch.randn(3, 8)
+    compiled = torch.compile(model, backend="kiln")
+    matches_eager(compiled, model, x)
+    (made,) = kiln_compiles
+
+    def refuse(frozen):
+        raise LoweringError("no lowering today")
+    monkeypatch.setattr(made, "_build", refuse)
+    with torch.no_grad():
+        model[0].weight.add_(1)
+        with pytest.warns(KilnFallbackWarning, match="weights changed.*no lowering today"):
+            got = compiled(x)
+        torch.testing.assert_close(got, model(x), rtol=RTOL, atol=ATOL)
+        model[0].weight.add_(1)                         # eager from now on: no more compiles
+        torch.testing.assert_close(compiled(x), model(x), rtol=RTOL, atol=ATOL)
+    assert made.recompiles == 1 and made.guard is None
