@@ -209,22 +209,50 @@ class ExprEmitter(FunctionEmitter):
     # --- memory ----------------------------------------------------------------------------
 
     def linear_index(self, buf: Buffer, index, scope: Scope) -> ir.Value:
-        """offset + sum(index[d] * strides[d]), in elements of the root buffer."""
-        b = self.b
+        """offset + sum(index[d] * strides[d]), in elements of the root buffer.
+        Constant terms are summed here and added once; a product or sum of the same emitted
+        values is emitted once per scope (the unrolled accesses of a tile share them)."""
         if len(index) != buf.rank:
             raise CodegenError(f"{buf.name} has rank {buf.rank}, indexed with {len(index)}")
-        total = self.index(buf.offset, scope)
-        for i, s in zip(index, buf.strides):
-            term = self._mul_index(self.index(i, scope), self.index(s, scope))
-            total, term = broadcast(b, total, term)
-            total = b.add(total, term)
+        total, constant = None, 0
+        terms = [self.index(buf.offset, scope)]
+        terms += [self._mul_index(self.index(i, scope), self.index(s, scope), scope)
+                  for i, s in zip(index, buf.strides)]
+        for term in terms:
+            if _int_constant(term) is not None:
+                constant += _int_constant(term)
+            else:
+                total = term if total is None else self._index_op("add", total, term, scope)
+        constant = _wrap64(constant)
+        if total is None:
+            return ir.Constant(I64, constant)
+        if constant:
+            total = self._index_op("add", total, ir.Constant(I64, constant), scope)
         return total
 
-    def _mul_index(self, i, s):
-        if isinstance(s, ir.Constant) and s.constant == 1:
+    def _mul_index(self, i, s, scope: Scope):
+        ci, cs = _int_constant(i), _int_constant(s)
+        if ci is not None and cs is not None:
+            return ir.Constant(I64, _wrap64(ci * cs))
+        if ci == 0 or cs == 0:
+            return ir.Constant(I64, 0)
+        if cs == 1:
             return i
-        i, s = broadcast(self.b, i, s)
-        return self.b.mul(i, s)
+        if ci == 1:
+            return s
+        return self._index_op("mul", i, s, scope)
+
+    def _index_op(self, op: str, x, y, scope: Scope):
+        """x op y (i64 add or mul, scalars or vectors), emitted once per scope."""
+        key = (op, _value_key(x), _value_key(y))
+        hit = scope.cache.get_key(key)
+        if hit is not None:
+            return hit
+        b = self.b
+        x, y = broadcast(b, x, y)
+        v = b.add(x, y) if op == "add" else b.mul(x, y)
+        scope.cache.put_key(key, v)
+        return v
 
     def access(self, buf: Buffer, index, scope: Scope) -> Access:
         b = self.b
@@ -357,3 +385,20 @@ class ExprEmitter(FunctionEmitter):
             return narrow.to_storage(b, v, dtype)
         return v
 
+
+def _int_constant(v) -> int | None:
+    """The value of a scalar integer constant, else None."""
+    if isinstance(v, ir.Constant) and isinstance(v.type, ir.IntType) and isinstance(v.constant,
+                                                                                    int):
+        return v.constant
+    return None
+
+
+def _wrap64(x: int) -> int:
+    return ((x + (1 << 63)) % (1 << 64)) - (1 << 63)
+
+
+def _value_key(v):
+    """Emitted values by identity (they live as long as the function); constants by value."""
+    c = _int_constant(v)
+    return ("const", str(v.type), c) if c is not None else id(v)

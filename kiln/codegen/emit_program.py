@@ -42,6 +42,7 @@ from ..passes.plan_memory import MemoryProblem
 from .analysis import NameCollector, vector_width
 from .emit_stmt import KernelEmitter
 from .function import Scope
+from .kernel_key import kernel_key, slot_values
 from .lltypes import I32, I64, PTR, VOID, check_dtype
 from .mathcalls import mathlib_emitter
 from .options import CodegenError, CodegenOptions
@@ -50,7 +51,7 @@ from .target import HostTarget
 ENTRY = "kiln_entry"
 PARALLEL_FOR = "kiln_parallel_for"
 ENTRY_TYPE = ir.FunctionType(I32, [PTR] * 5)
-KERNEL_TYPE = ir.FunctionType(VOID, [PTR] * 5)
+KERNEL_TYPE = ir.FunctionType(VOID, [PTR] * 6)     # the entry's five, then the slot table
 BODY_TYPE = ir.FunctionType(VOID, [PTR, I64, I64])
 PARALLEL_FOR_TYPE = ir.FunctionType(VOID, [PTR, PTR, I64])
 POISON_TYPE = ir.FunctionType(VOID, [I64, PTR, PTR])
@@ -167,20 +168,35 @@ class ProgramEmitter:
         self._alias_domain = None
         self._alias: dict = {}
         self.parallel_for = self._parallel_for(external_parallel_for)
+        self.kernel_slots: dict = {}     # root -> slot of the kernel being emitted
+        self.shared_kernels = 0          # kernels that reuse an earlier kernel's function
 
     def emit(self) -> ir.Module:
         kernels = []
+        by_key: dict = {}
         for k, kernel in enumerate(self.program.kernels):
+            used = buffers_used(kernel.body)
+            roots = roots_of(used)
+            key = kernel_key(kernel, used, self.layout) if not self.program.computed else None
+            slots = self._slot_table(k, slot_values(roots, self.layout))
+            if key is not None and key in by_key:
+                kernels.append((by_key[key], slots))
+                self.shared_kernels += 1
+                continue
             self._kernel_name = f"k{k}.{_symbol(kernel.name)}"
             fn = ir.Function(self.module, KERNEL_TYPE, name=self._kernel_name)
             fn.linkage = "internal"
             fn.attributes.add("nounwind")
             fn.attributes.add("noinline")
-            em = KernelEmitter(self, fn, roots_of(buffers_used(kernel.body)))
+            self.kernel_slots = {r: j for j, r in enumerate(roots)}
+            em = KernelEmitter(self, fn, roots)
             em.abi = tuple(fn.args)
             em.emit_body(kernel.body, Scope(env={}))
             em.b.ret_void()
-            kernels.append(fn)
+            self.kernel_slots = {}
+            if key is not None:
+                by_key[key] = fn
+            kernels.append((fn, slots))
         entry = ir.Function(self.module, ENTRY_TYPE, name=ENTRY)
         for arg, name in zip(entry.args, ("inputs", "outputs", "constants", "arena", "sizes")):
             arg.name = name
@@ -188,12 +204,22 @@ class ProgramEmitter:
         poison = self._poison_call(b, entry.args) if self.options.poison_dead else None
         if poison:
             poison(-1)
-        for k, fn in enumerate(kernels):
-            b.call(fn, entry.args)
+        for k, (fn, slots) in enumerate(kernels):
+            b.call(fn, [*entry.args, slots])
             if poison:
                 poison(k)
         b.ret(ir.Constant(I32, 0))
         return self.module
+
+    def _slot_table(self, k: int, values: list) -> ir.Value:
+        """A private constant i64 array: where each root of kernel `k` lives in the tables."""
+        t = ir.ArrayType(I64, max(len(values), 1))
+        g = ir.GlobalVariable(self.module, t, name=f"k{k}.slots")
+        g.linkage = "private"
+        g.global_constant = True
+        g.unnamed_addr = True
+        g.initializer = ir.Constant(t, values or [0])
+        return g
 
     # --- services for the function emitters ---------------------------------------------------
 

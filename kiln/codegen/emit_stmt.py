@@ -248,7 +248,7 @@ class KernelEmitter(ExprEmitter):
                                "declared outside it", hint="make the loop SERIAL, or declare "
                                "the local inside the loop body")
         values = [self.lookup(n, scope) for n in captured]
-        fields = [PTR] * 5 + [I64] + [v.type for v in values]
+        fields = [PTR] * len(self.abi) + [I64] + [v.type for v in values]
         ctx_type = ir.LiteralStructType(fields)
         body_fn = self.program.outline(loop, captured, ctx_type)
         ctx = self.alloca(ctx_type, align=16)
@@ -265,9 +265,10 @@ class KernelEmitter(ExprEmitter):
         fields = []
         for k, t in enumerate(ctx_type.elements):
             fields.append(p.load(field_pointer(p, ctx, ctx_type, k), typ=t))
-        self.abi = tuple(fields[:5])
-        start = fields[5]
-        env = dict(zip(captured, fields[6:]))
+        n_abi = len(ctx_type.elements) - 1 - len(captured)
+        self.abi = tuple(fields[:n_abi])
+        start = fields[n_abi]
+        env = dict(zip(captured, fields[n_abi + 1:]))
         scope = Scope(env=env, in_parallel=True)
         b = self.b
 

@@ -49,6 +49,19 @@ class Cache:
     def put(self, e, value) -> None:
         self.values[id(e)] = (e, value)
 
+    def get_key(self, key: tuple):
+        """A value cached under a tuple `key` (index arithmetic on emitted values)."""
+        c = self
+        while c is not None:
+            hit = c.values.get(key)
+            if hit is not None:
+                return hit
+            c = c.parent
+        return None
+
+    def put_key(self, key: tuple, value) -> None:
+        self.values[key] = value
+
 
 @dataclass
 class Scope:
@@ -104,6 +117,8 @@ class FunctionEmitter:
         self.arith = Arith(self.b, program.math, contract=self.options.reassociate,
                            f16c=program.target.has("f16c"))
         self.kernel_roots = kernel_roots
+        # root -> position in the kernel's slot table (abi[5]): where its pointer comes from
+        self.slots: dict = program.kernel_slots
         self.abi: tuple = ()
         self._roots: dict = {}
         self._sizes: dict = {}
@@ -146,15 +161,24 @@ class FunctionEmitter:
             count = _static_count(root)
             ptr = self.alloca(ir.ArrayType(storage_type(root.dtype), max(count, 1)), align=64)
         elif root.kind is BufferKind.TEMP:
-            k = layout.temp_index(root)
-            off = p.load(p.gep(self.abi[4], [ir.Constant(I64, layout.temp_offset_slot(k))],
-                               source_etype=I64), typ=I64)
+            k = self._slot(root, layout.temp_offset_slot(layout.temp_index(root)))
+            off = p.load(p.gep(self.abi[4], [k], source_etype=I64), typ=I64)
             ptr = p.gep(self.abi[3], [off], source_etype=ir.IntType(8))
         else:
             table, k = layout.pointer_slot(root)
-            ptr = p.load(p.gep(self.abi[table], [ir.Constant(I64, k)], source_etype=PTR), typ=PTR)
+            k = self._slot(root, k)
+            ptr = p.load(p.gep(self.abi[table], [k], source_etype=PTR), typ=PTR)
         self._roots[root] = ptr
         return ptr
+
+    def _slot(self, root: Buffer, k: int) -> ir.Value:
+        """The table position `k` of `root`: read from the kernel's slot table when the root
+        has a place there (kernels of the same code share one function), else a constant."""
+        j = self.slots.get(root)
+        if j is None or len(self.abi) < 6:
+            return ir.Constant(I64, k)
+        p = self.prologue
+        return p.load(p.gep(self.abi[5], [ir.Constant(I64, j)], source_etype=I64), typ=I64)
 
     def tag(self, instr, buf: Buffer) -> None:
         """Alias metadata: accesses to different root buffers never overlap."""

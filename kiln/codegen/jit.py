@@ -72,6 +72,7 @@ def compile_program(program: Program, options: CodegenOptions | None = None) -> 
                            llvm_ir=text, optimized_ir=optimized, notes=emitter.notes,
                            timings=timings)
     native.options = options
+    native.shared_kernels = emitter.shared_kernels
     return native
 
 
@@ -96,6 +97,7 @@ class NativeProgram:
     (after LLVM's pipeline), `.asm`; `.notes` says which loops stayed scalar and why."""
 
     options = CodegenOptions()       # what compile_program was given
+    shared_kernels = 0               # kernels that call an earlier kernel's function
 
     def __init__(self, program: Program, layout: BufferLayout, engine, context, address: int,
                  target: HostTarget, *, llvm_ir: str, optimized_ir: str, notes: list,
