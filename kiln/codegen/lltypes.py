@@ -102,9 +102,28 @@ def scalar_constant(dtype: DType, value) -> ir.Constant:
     return ir.Constant(t, v)
 
 
+# Vector constants by (type, value): llvmlite builds each one through an import statement and a
+# list of lane constants, which made them a tenth of the emitter's time. Constants are immutable
+# and belong to no module, so one object serves every use.
+_VECTOR_CONSTANTS: dict = {}
+
+
+def _cached_vector(t: ir.VectorType, key, make) -> ir.Constant:
+    full = (str(t), key)
+    c = _VECTOR_CONSTANTS.get(full)
+    if c is None:
+        if len(_VECTOR_CONSTANTS) > 4096:
+            _VECTOR_CONSTANTS.clear()
+        c = _VECTOR_CONSTANTS[full] = make()
+    return c
+
+
 def const(t: ir.Type, value) -> ir.Constant:
     """A constant of type `t` (scalar or vector; a vector gets `value` in every lane)."""
     if isinstance(t, ir.VectorType):
+        if isinstance(value, (bool, int, float)) and value == value:
+            return _cached_vector(t, (type(value), repr(value)),
+                                  lambda: ir.Constant(t, [const(t.element, value)] * t.count))
         return ir.Constant(t, [const(t.element, value)] * t.count)
     if isinstance(value, ir.Constant):
         return value
@@ -122,14 +141,16 @@ def splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
     vt = ir.VectorType(value.type, width)
     if isinstance(value, ir.Constant):
         return ir.Constant(vt, [value] * width)
-    v = b.insert_element(ir.Constant(vt, ir.Undefined), value, ir.Constant(I32, 0))
-    return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
-                            ir.Constant(ir.VectorType(I32, width), [0] * width))
+    undef = _cached_vector(vt, "undef", lambda: ir.Constant(vt, ir.Undefined))
+    v = b.insert_element(undef, value, ir.Constant(I32, 0))
+    return b.shuffle_vector(v, undef, const(ir.VectorType(I32, width), 0))
 
 
 def lane_indices(width: int, t: ir.Type = I64) -> ir.Constant:
     """<0, 1, ..., width-1>."""
-    return ir.Constant(ir.VectorType(t, width), [ir.Constant(t, i) for i in range(width)])
+    vt = ir.VectorType(t, width)
+    return _cached_vector(vt, "lanes", lambda: ir.Constant(vt, [ir.Constant(t, i)
+                                                                for i in range(width)]))
 
 
 def broadcast(b: ir.IRBuilder, *values):

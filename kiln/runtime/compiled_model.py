@@ -171,6 +171,12 @@ def compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:
     """Lower `graph` to Loop IR and compile it to machine code (no graph passes: run them first,
     as kiln.compile does). Raises LoweringError when an op or dtype has no native lowering.
     Unknown dims of the graph's inputs are named first (`name_unknown_dims`)."""
+    from ..codegen.jit import gc_paused
+    with gc_paused():
+        return _compile_graph(graph, codegen_options)
+
+
+def _compile_graph(graph: Graph, codegen_options=None) -> CompiledModel:
     from ..codegen import compile_program
     from ..lowering import lower_graph
     from ..passes.flatten_sequences import flatten_sequences, has_structures
