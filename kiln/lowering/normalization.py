@@ -6,9 +6,11 @@ Each computes per-row statistics and then an elementwise expression of the input
 Softmax, LogSoftmax, LayerNormalization and RMSNormalization are written by ONE kernel
 (`row_write`): a loop nest over the rows whose body computes the row's statistics (maximum and
 sum of exponentials; mean and variance; mean square) into Locals, then writes the normalized
-row. The input's `at` is composed into every pass over the row, so its producers (a fused
-residual Add, a scaled and masked score) are never written to memory. Their `at` form (used only
-when something reads them element by element instead of writing them) and the other
+row (Softmax's sum pass stores each exp into the output as it adds it up, and the last pass
+scales the row in place: one exp per element). The input's `at` is composed into every pass
+over the row, so its producers (a fused residual Add, a scaled and masked score) are never
+written to memory. Their `at` form (used only when something reads them element by element
+instead of writing them) and the other
 normalizations materialize the statistics into buffers of keepdims shape, one kernel each, and
 read them. Statistics are computed in the op's stash type (float32 by default); narrow floats
 are computed in float32.
@@ -21,8 +23,8 @@ from typing import Callable
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.buffer import BufferKind
-from ..loops.expr import Const, Expr, Load, Reduce, Var, children, simplify_index
-from ..loops.stmt import Local, Loop, LoopKind, Store
+from ..loops.expr import Binary, Const, Expr, Load, Reduce, Var, children, simplify_index
+from ..loops.stmt import Assign, Local, Loop, LoopKind, Store
 from . import exprs as E
 from .reduce import count, into, kept_index, lowest, normalize_axis, outer_kinds, reduction, temp
 from .registry import register
@@ -89,8 +91,17 @@ ROW_CACHE_ELEMENTS = 4096     # a row up to this size (static) may be kept on th
 def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
     """A `write` for the normalization over `axes` of x: one loop nest over the other axes (the
     first big one PARALLEL); in its body each statistic is a Local (a Reduce over the row of its
-    term, then its finish), then a nest over `axes` stores element(index, locals). The innermost
-    store loop is VECTORIZED when the row is the buffer's contiguous tail.
+    term, then its finish unless that is `_keep`), then a nest over `axes` stores
+    element(index, locals). The innermost store loop is VECTORIZED when the row is the buffer's
+    contiguous tail.
+
+    A statistic may carry a sixth entry, `store(term value)`: then its pass is an explicit loop
+    nest (VECTORIZED like the store's) that also stores that into the output at the element's
+    index, updating an accumulator (`acc = acc <combiner> term`: codegen keeps per-lane partials
+    and combines them once after the loop). Softmax computes each exp once this way; later
+    passes read the output back through `locals["out"]`. (A Reduce whose term LLVM can
+    vectorize, a max or a plain sum, is as fast as the explicit loop, or faster: LLVM
+    interleaves its accumulators.)
 
     Every statistic and the store read the row again through x's `at`. When that is costly (it
     holds a reduction: a fused matrix product feeding the normalization) and the row has a small
@@ -102,30 +113,38 @@ def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
         vars_ = ctx.index_vars(rank)
         outer = [d for d in range(rank) if d not in axes]
         body = []
-        values: dict = {"x": x.at}
+        values: dict = {"x": x.at, "out": lambda idx: Load(buffer, tuple(idx))}
         cache = _row_cache(ctx, x, axes, vars_)
         if cache is not None:
             fill, values["x"] = cache
             body += fill
-        for hint, combiner, init, term, finish in stats:
+        for hint, combiner, init, term, finish, *store in stats:
             if combiner is None:
                 value = finish(None, values)
                 local = Var(ctx.fresh_name(hint), value.dtype)
                 body.append(Local(local, value))
                 values[hint] = local
                 continue
-            full, ranges = list(vars_), []
+            full = list(vars_)
             for d in axes:
-                if E.is_const(shape[d], 1):
-                    full[d] = E.ZERO
-                else:
-                    r = ctx.fresh_var("r")
-                    ranges.append((r, E.ZERO, shape[d]))
-                    full[d] = r
-            reduced = term(tuple(full), values)
-            if ranges:
-                reduced = Reduce(combiner, init, tuple(ranges), reduced)
-            value = finish(reduced, values)
+                full[d] = E.ZERO if E.is_const(shape[d], 1) else ctx.fresh_var("r")
+            ranges = tuple((full[d], E.ZERO, shape[d]) for d in axes if isinstance(full[d], Var))
+            value = term(tuple(full), values)
+            acc = Var(ctx.fresh_name(hint), init.dtype)
+            if not store:
+                body.append(Local(acc, Reduce(combiner, init, ranges, value) if ranges else
+                                  value))
+            else:
+                e = Var(ctx.fresh_name("e"), value.dtype)
+                inner = [Local(e, value), Store(buffer, tuple(full), store[0](e)),
+                         Assign(acc, Binary(combiner, acc, e))]
+                body.append(Local(acc, init))
+                body += _row_nest(shape, [d for d in axes if isinstance(full[d], Var)], full,
+                                  inner, buffer)
+            if finish is _keep:
+                values[hint] = acc
+                continue
+            value = finish(acc, values)
             local = Var(ctx.fresh_name(hint), value.dtype)
             body.append(Local(local, value))
             values[hint] = local
@@ -234,8 +253,12 @@ def _keep(e, _values):
 
 @register(ops.Softmax, ops.LogSoftmax)
 def lower_softmax(ctx, node, inputs):
-    """max along the axis, then sum of exp(x - max) (both materialized), then per element
-    exp(x - max) / sum, or (x - max) - log(sum)."""
+    """max along the axis, then sum of exp(x - max), then per element exp(x - max) / sum, or
+    (x - max) - log(sum). As one row kernel (`write`) in float32/float64, the sum's pass also
+    stores each exp into the output, and the last pass scales it by 1 / sum in place (a
+    multiply per element, not a divide: within an ulp or two of the quotient); narrow floats,
+    whose output cannot hold the float32 exp, compute it again in the last pass. The `at` form
+    materializes the max and the sum."""
     x = inputs[0]
     axis = normalize_axis(ctx, node, ctx.attrs(node).axis, x.rank)
     dt = compute_dtype(x.dtype)
@@ -259,9 +282,17 @@ def lower_softmax(ctx, node, inputs):
 
         def element(idx, v):
             return narrow(widen(v["x"](idx)) - v["row_max"] - v["log_sum"], x.dtype)
-    stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(v["x"](idx)), _keep),
-             ("row_sum", "add", E.const(0, dt),
-              lambda idx, v: _exp(widen(v["x"](idx)) - v["row_max"]), _keep)]
+    sum_exp = ("row_sum", "add", E.const(0, dt),
+               lambda idx, v: _exp(widen(v["x"](idx)) - v["row_max"]), _keep)
+    stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(v["x"](idx)), _keep), sum_exp]
+    if node.op is ops.Softmax and dt is x.dtype:
+        # exp once per element: the sum's pass stores it, the last pass scales it in place
+        stats[1] += (lambda e: e,)
+        stats.append(("inv_sum", None, None, None,
+                      lambda e, v: E.const(1, dt) / v["row_sum"]))
+
+        def element(idx, v):
+            return v["out"](idx) * v["inv_sum"]
     if node.op is ops.LogSoftmax:
         stats.append(("log_sum", None, None, None, lambda e, v: _log(v["row_sum"])))
     return [Tensor(x.shape, x.dtype, at, write=row_write(x, axes, stats, element))]

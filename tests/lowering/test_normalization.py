@@ -128,18 +128,36 @@ def test_lrn(backend):
 
 # --- one kernel per row normalization, with its producers composed in ---------------------------
 
-def _kernels_and_locals(program):
-    from kiln.loops.stmt import Local, walk
-    return len(program.kernels), sum(isinstance(s, Local) for k in program.kernels
-                                     for s in walk(k.body))
+def _row_kernel_parts(program):
+    """(kernels, Reduce expressions, accumulator updates, VECTORIZED loops holding one, exp
+    calls) of a program."""
+    from kiln.loops.expr import Reduce, Unary, children
+    from kiln.loops.stmt import Assign, Loop, LoopKind, exprs_of, walk
+
+    def nodes(e):
+        yield e
+        for c in children(e):
+            yield from nodes(c)
+    stmts = [s for k in program.kernels for s in walk(k.body)]
+    exprs = [n for s in stmts for e in exprs_of(s) for n in nodes(e)]
+    vector_accumulators = [s for s in stmts if isinstance(s, Loop) and
+                           s.kind is LoopKind.VECTORIZED and
+                           any(isinstance(b, Assign) for b in walk(s.body))]
+    return (len(program.kernels), sum(isinstance(e, Reduce) for e in exprs),
+            sum(isinstance(s, Assign) for s in stmts), len(vector_accumulators),
+            sum(isinstance(e, Unary) and e.op == "exp" for e in exprs))
 
 
-@pytest.mark.parametrize("op, attrs, extra", [
-    ("Softmax", {"axis": -1}, 0), ("LogSoftmax", {"axis": -1}, 0),
-    ("Softmax", {"axis": 1}, 0), ("LogSoftmax", {"axis": 0}, 0),
+@pytest.mark.parametrize("op, attrs, reduces", [
+    ("Softmax", {"axis": -1}, 1), ("LogSoftmax", {"axis": -1}, 2),
+    ("Softmax", {"axis": 1}, 1), ("LogSoftmax", {"axis": 0}, 2),
     ("LayerNormalization", {"axis": -1}, 2), ("LayerNormalization", {"axis": 1}, 2),
     ("RMSNormalization", {"axis": -1}, 1), ("RMSNormalization", {"axis": 1}, 1)])
-def test_row_normalization_is_one_kernel_with_statistics_in_locals(op, attrs, extra, backend):
+def test_row_normalization_is_one_kernel_with_statistics_in_locals(op, attrs, reduces, backend):
+    """One kernel, each statistic a Local. Softmax's sum is an explicit pass that stores each
+    exp into the output while updating an accumulator (a vector loop when the row is the
+    contiguous last axis), so exp is called once per element; the other statistics stay
+    Reduces (LLVM vectorizes those itself)."""
     x = rand((3, 17, 6), seed=20, low=-5, high=5)
     ins = [x]
     if op != "Softmax" and op != "LogSoftmax":
@@ -147,9 +165,32 @@ def test_row_normalization_is_one_kernel_with_statistics_in_locals(op, attrs, ex
         ins += [rand(x.shape[axis:], seed=21)] + ([rand(x.shape[axis:], seed=22)]
                                                    if op == "LayerNormalization" else [])
     program = check_op(backend, op, ins, attrs, rtol=1e-5, atol=1e-5)
-    kernels, locals_ = _kernels_and_locals(program)
-    assert kernels == 1
-    assert locals_ == {"Softmax": 2, "LogSoftmax": 3}.get(op, extra)
+    kernels, found_reduces, updates, vector_passes, exps = _row_kernel_parts(program)
+    softmax = op == "Softmax"
+    assert (kernels, found_reduces, updates) == (1, reduces, int(softmax))
+    assert vector_passes == int(softmax and attrs["axis"] == -1)
+    assert exps == (1 if "Softmax" in op else 0)
+
+
+def test_softmax_float16_computes_exp_again_instead_of_reading_rounded_output(backend):
+    """A float16 output cannot hold the float32 exp: the last pass recomputes it."""
+    program = check_op(backend, "Softmax", [rand((4, 40), np.float16, seed=3, low=-6, high=6)],
+                       {"axis": -1}, rtol=2e-3, atol=1e-3)
+    assert _row_kernel_parts(program)[4] == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_with_masks_infinities_and_nan(dtype, backend):
+    """-inf masks, a fully masked row (NaN, as the reference), +inf and NaN in a row, over a row
+    long enough for whole vectors and a tail."""
+    x = rand((6, 37), dtype, seed=40, low=-8, high=8)
+    x[0, ::3] = -np.inf
+    x[1, :] = -np.inf
+    x[2, 5] = np.inf
+    x[3, 7] = np.nan
+    x[4, :] = 1e30 if dtype == np.float64 else 3e38
+    for op in ("Softmax", "LogSoftmax"):
+        check_op(backend, op, [x], {"axis": -1}, rtol=1e-6, atol=1e-7)
 
 
 def test_layer_norm_extra_outputs_still_written(backend):
