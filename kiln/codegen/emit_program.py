@@ -23,8 +23,11 @@ offset. bool is one byte, float16 is IEEE half, bfloat16 is the top half of a fl
 root buffers must not overlap (accesses carry alias-scope metadata saying so), except an output
 the memory plan writes in place over its input: both get the input's scope.
 
-Each Kernel is an internal `void(ptr, ptr, ptr, ptr, ptr)` function with the entry's arguments,
-called in order by the entry. Parallel loop bodies are further internal functions
+Each Kernel is an internal `void(ptr, ptr, ptr, ptr, ptr, ptr slots)` function with the entry's
+arguments and its slot table, called in order by the entry. `slots` (a private i64 constant per
+call) holds, per root buffer of the kernel in order of first use, its position in the table it
+lives in (or its arena offset's slot in `sizes`), so kernels with the same Loop IR up to names
+call one function (kiln/codegen/kernel_key.py). Parallel loop bodies are further internal functions
 `void(ptr ctx, i64 begin, i64 end)` run by `kiln_parallel_for(body, ctx, n)`: the thread pool's
 when it is there (an external symbol), else a serial definition inside the module.
 """
