@@ -35,6 +35,25 @@ Index = tuple
 
 
 def _exp(e): return E.unary("exp", e)
+
+
+# exp(d) for d below this is subnormal in float32 (ln of the smallest normal is -87.3365):
+# computing it stalls the CPU for each such lane (masked attention scores are all of them)
+FLUSH_BELOW = -87.3
+
+
+def _exp_shifted(d: Expr) -> Expr:
+    """exp(d) for d = x - row max <= 0 (or NaN), with a float32 result that would be subnormal
+    (below 1.2e-38) flushed to 0: it is computed from max(d, FLUSH_BELOW), so no lane makes a
+    subnormal. A sum of these is exactly the same (the row's maximum adds 1); a softmax output
+    that would be subnormal is 0 (-inf masks give 0 as before); NaN stays NaN. float64 is
+    computed as is."""
+    if d.dtype is not DType.float32:
+        return _exp(d)
+    floor = E.const(FLUSH_BELOW, DType.float32)
+    return E.select(E.lt(d, floor), E.const(0, DType.float32), _exp(E.binary("max", d, floor)))
+
+
 def _log(e): return E.unary("log", e)
 def _sqrt(e): return E.unary("sqrt", e)
 
@@ -103,9 +122,14 @@ def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
     vectorize, a max or a plain sum, is as fast as the explicit loop, or faster: LLVM
     interleaves its accumulators.)
 
+    The rows go in blocks of ROWS_AHEAD along the innermost row axis, and each block first
+    computes its rows' first statistic (softmax's max, the mean) into a LOCAL buffer
+    (`_first_stat_ahead`), so those reductions overlap one another.
+
     Every statistic and the store read the row again through x's `at`. When that is costly (it
     holds a reduction: a fused matrix product feeding the normalization) and the row has a small
-    static size, the row is first computed once into a LOCAL buffer, and the passes read that."""
+    static size, the row is first computed once into a LOCAL buffer, and the passes read that
+    (and the rows are not blocked)."""
     shape = x.shape
     rank = len(shape)
 
@@ -118,7 +142,15 @@ def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
         if cache is not None:
             fill, values["x"] = cache
             body += fill
-        for hint, combiner, init, term, finish, *store in stats:
+        ahead = _ahead_axis(shape, outer, stats) if cache is None else None
+        rest = stats
+        if ahead is not None:
+            blk, ahead_loop, first = _first_stat_ahead(ctx, shape, axes, vars_, ahead, stats[0],
+                                                       values)
+            body.append(first)
+            values[stats[0][0]] = first.var
+            rest = stats[1:]
+        for hint, combiner, init, term, finish, *store in rest:
             if combiner is None:
                 value = finish(None, values)
                 local = Var(ctx.fresh_name(hint), value.dtype)
@@ -150,17 +182,62 @@ def row_write(x: Tensor, axes, stats: list, element: Callable) -> Callable:
             values[hint] = local
         inner = [Store(buffer, tuple(vars_), element(tuple(vars_), values))]
         body += _row_nest(shape, axes, vars_, inner, buffer)
-        return _rows_nest(ctx, shape, outer, vars_, body)
+        if ahead is None:
+            return _rows_nest(ctx, shape, outer, vars_, body)
+        # rows in blocks of ROWS_AHEAD along the `ahead` axis: the block's first statistics,
+        # then its rows
+        blocks, block_vars = list(shape), list(vars_)
+        blocks[ahead], block_vars[ahead] = E.ceildiv(shape[ahead], ROWS_AHEAD), blk
+        rows = Loop(vars_[ahead], ahead_loop.start, ahead_loop.stop, body)
+        return _rows_nest(ctx, tuple(blocks), outer, block_vars, [ahead_loop, rows], shape)
     return write
 
 
-def _rows_nest(ctx, shape, outer, vars_, body: list) -> list:
+ROWS_AHEAD = 8     # rows whose first statistic is computed before any of them is normalized
+
+
+def _ahead_axis(shape, outer, stats):
+    """The innermost row axis (not statically 1) when the first statistic is a plain
+    reduction (no store): its rows are then taken in blocks, else None."""
+    hint, combiner, init, term, finish, *store = stats[0]
+    if combiner is None or store:
+        return None
+    multi = [d for d in outer if not E.is_const(shape[d], 1)]
+    return multi[-1] if multi else None
+
+
+def _first_stat_ahead(ctx, shape, axes, vars_, ahead: int, stat, values):
+    """The first statistic of ROWS_AHEAD consecutive rows along axis `ahead`, into a LOCAL
+    buffer, before any of those rows is normalized: the rows' reductions are independent, so
+    the end of one (a horizontal max over vector lanes, a long chain of dependent steps)
+    overlaps the next instead of stalling the row's next pass. Returns (the block Var, the
+    loop filling the buffer, the row's Local reading its statistic back)."""
+    hint, combiner, init, term, finish = stat[:5]
+    blk, a = ctx.fresh_var("rows"), ctx.fresh_var("a")
+    base = E.mul(blk, ROWS_AHEAD)
+    stop = E.minimum(E.add(base, ROWS_AHEAD), shape[ahead])
+    full = list(vars_)
+    full[ahead] = a
+    for d in axes:
+        full[d] = E.ZERO if E.is_const(shape[d], 1) else ctx.fresh_var("r")
+    ranges = tuple((full[d], E.ZERO, shape[d]) for d in axes if isinstance(full[d], Var))
+    value = term(tuple(full), values)
+    value = Reduce(combiner, init, ranges, value) if ranges else value
+    if finish is not _keep:
+        value = finish(value, values)
+    buf = ctx.new_buffer(hint + "_ahead", (Const(ROWS_AHEAD),), value.dtype, BufferKind.LOCAL)
+    fill = Loop(a, base, stop, [Store(buf, (E.sub(a, base),), value)])
+    local = Var(ctx.fresh_name(hint), value.dtype)
+    return blk, fill, Local(local, Load(buf, (E.sub(vars_[ahead], base),)))
+
+
+def _rows_nest(ctx, shape, outer, vars_, body: list, size_shape=None) -> list:
     """The loops over the rows (the `outer` axes) around `body`. When the leading outer axis is
     symbolic (a batch, often 1 at run time), its parallel loop could have one iteration and run
     every row on one thread: then the rows are one PARALLEL loop over their flat number, each
     row's indices Locals unravelled from it (a div/mod per row, against a row of work)."""
     dims = [shape[d] for d in outer]
-    kinds = outer_kinds(dims, shape)
+    kinds = outer_kinds(dims, shape if size_shape is None else size_shape)
     multi = [d for d in outer if not E.is_const(shape[d], 1)]
     if LoopKind.PARALLEL not in kinds or len(multi) < 2 or isinstance(shape[multi[0]], Const):
         for d, kind in reversed(list(zip(outer, kinds))):
@@ -269,13 +346,14 @@ def lower_softmax(ctx, node, inputs):
     def shifted(idx):
         return widen(x.at(idx)) - m.at(kept_index(idx, axes))
     s = temp(ctx, reduction(ctx, x.shape, axes, "add", E.const(0, dt),
-                            lambda idx: _exp(shifted(idx))), "row_sum")
+                            lambda idx: _exp_shifted(shifted(idx))), "row_sum")
     if node.op is ops.Softmax:
         def at(idx):
-            return narrow(_exp(shifted(idx)) / s.at(kept_index(idx, axes)), x.dtype)
+            return narrow(_exp_shifted(shifted(idx)) / s.at(kept_index(idx, axes)), x.dtype)
 
         def element(idx, v):
-            return narrow(_exp(widen(v["x"](idx)) - v["row_max"]) / v["row_sum"], x.dtype)
+            return narrow(_exp_shifted(widen(v["x"](idx)) - v["row_max"]) / v["row_sum"],
+                          x.dtype)
     else:
         def at(idx):
             return narrow(shifted(idx) - _log(s.at(kept_index(idx, axes))), x.dtype)
@@ -283,7 +361,7 @@ def lower_softmax(ctx, node, inputs):
         def element(idx, v):
             return narrow(widen(v["x"](idx)) - v["row_max"] - v["log_sum"], x.dtype)
     sum_exp = ("row_sum", "add", E.const(0, dt),
-               lambda idx, v: _exp(widen(v["x"](idx)) - v["row_max"]), _keep)
+               lambda idx, v: _exp_shifted(widen(v["x"](idx)) - v["row_max"]), _keep)
     stats = [("row_max", "max", lowest(dt), lambda idx, v: widen(v["x"](idx)), _keep), sum_exp]
     if node.op is ops.Softmax and dt is x.dtype:
         # exp once per element: the sum's pass stores it, the last pass scales it in place

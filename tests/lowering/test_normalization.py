@@ -321,3 +321,41 @@ def _walk(stmts):
             inner = getattr(s, attr, None)
             if isinstance(inner, list):
                 yield from _walk(inner)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "LayerNormalization"])
+def test_first_statistic_of_a_block_of_rows_is_computed_ahead(op, backend):
+    """The rows go in blocks of ROWS_AHEAD along the innermost row axis: the block's first
+    statistic (max, mean) is computed for all its rows into a LOCAL buffer before any row is
+    normalized. 19 rows per block axis leave a partial last block; symbolic rows too."""
+    from kiln.loops.buffer import BufferKind
+    from kiln.lowering.normalization import ROWS_AHEAD
+    x = rand((2, 19, 33), seed=41, low=-6, high=6)
+    ins = [x] if "Softmax" in op else [x, rand((33,), seed=42), rand((33,), seed=43)]
+    program = check_op(backend, op, ins, {"axis": -1}, dims={0: ("batch", "seq", 33)},
+                       rtol=1e-5, atol=1e-5)
+    local = [b for b in program.buffers if b.kind is BufferKind.LOCAL]
+    assert [b.shape for b in local] == [(Const(ROWS_AHEAD),)]
+    assert local[0].name.startswith("row_max" if "Softmax" in op else "mean")
+
+
+def test_softmax_flushes_subnormal_exps_to_zero_and_keeps_masked_zeros_exact():
+    """exp(x - max) below float32's normal range is 0 (computing a subnormal stalls the CPU on
+    every masked score): such outputs are exactly 0, -inf masks too, the rest as NumPy's."""
+    from kiln.ir import GraphBuilder, tensor
+    from kiln.runtime.compiled_model import compile_graph
+    b = GraphBuilder("g")
+    x_in = b.input("x", tensor(DType.float32, "n", 40))
+    b.output(b.Softmax(x_in, axis=-1), b.LogSoftmax(x_in, axis=-1))
+    model = compile_graph(b.graph)
+    x = rand((3, 40), seed=44, low=-3, high=3)
+    x[0, 20:] = -np.inf
+    x[1, 20:] = -10000.0
+    x[2, 20:] = -95.0                  # exp(-95 - max) is subnormal: flushed
+    soft, log_soft = model.run([x])
+    assert (soft[:, 20:] == 0).all()
+    shifted = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    want = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(soft[:, :20], want[:, :20], rtol=2e-6)
+    np.testing.assert_allclose(log_soft[1:], shifted[1:] - np.log(np.exp(shifted[1:]).sum(
+        axis=1, keepdims=True)), rtol=2e-6)
