@@ -22,7 +22,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from ..loops.expr import Const
-from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
+from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store, walk
 from .analysis import VectorPlan, assigned_names, declared_names, plan_vector_loop, stmt_names
 from .emit_expr import ExprEmitter
 from .function import Scope, Slot
@@ -33,6 +33,9 @@ from .options import CodegenError
 # Explicit vector loops are already vectorized; LLVM's unroller adds little to loops of whole
 # vector registers but costs compile time.
 VECTOR_LOOP_HINTS = ("llvm.loop.unroll.disable", ("llvm.loop.vectorize.enable", False))
+# A serial loop around a vector loop: copies of it would only repeat the vector loop's code
+# (LLVM unrolled such loops of few iterations fully, multiplying the code of padded copies).
+OUTER_LOOP_HINTS = ("llvm.loop.unroll.disable",)
 # An UNROLLED loop with width 0 is unrolled fully up to this many iterations, else by
 # PARTIAL_UNROLL (a compile-time guard: the body is emitted once per copy).
 MAX_FULL_UNROLL = 256
@@ -133,7 +136,8 @@ class KernelEmitter(ExprEmitter):
             self.emit_body(loop.body, inner.child())
             return []
 
-        self.counted_loop(start, stop, [], body)
+        hints = OUTER_LOOP_HINTS if _holds_vector_loop(loop.body) else ()
+        self.counted_loop(start, stop, [], body, hints=hints)
 
     def _unrolled_loop(self, loop: Loop, scope: Scope) -> None:
         inner = scope.binding([loop.var.name])
@@ -293,3 +297,7 @@ def field_pointer(b: ir.IRBuilder, ptr, struct_type, k: int):
                   source_etype=struct_type)
     field.type = PTR
     return field
+
+
+def _holds_vector_loop(body) -> bool:
+    return any(isinstance(s, Loop) and s.kind is LoopKind.VECTORIZED for s in walk(body))
