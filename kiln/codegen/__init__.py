@@ -6,7 +6,8 @@
     print(native.llvm_ir, native.asm)
 
 emit_program.py documents the entry point's ABI; emit_stmt.py and emit_expr.py how loops and
-expressions become (vector) code; arith.py the scalar semantics; target.py the host CPU.
+expressions become (vector) code; arith.py the scalar semantics; target.py the host CPU;
+kernel_key.py which kernels share one function.
 """
 
 from .emit_program import ENTRY, BufferLayout
