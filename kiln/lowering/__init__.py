@@ -90,7 +90,7 @@ or dtypes the back end lacks (strings, complex), raises one LoweringError naming
 # each module registers its lowerings
 from . import (creation, conv, elementwise, fused, linalg, movement, normalization, pool,  # noqa: F401
                reduce, resize, scatter, sort, views, compress, quantize, det, col2im, bitcast, dft)
-from . import optimizers  # noqa: F401
+from . import channel_norms, optimizers  # noqa: F401
 from . import dynamic_shape_sequences, nms, nonzero, unique  # noqa: F401
 from . import random  # noqa: F401
 from . import unpool  # noqa: F401

@@ -1,6 +1,5 @@
-"""Normalizations: Softmax, LogSoftmax, Hardmax along one axis; LayerNormalization,
-RMSNormalization, GroupNormalization, InstanceNormalization, BatchNormalization,
-MeanVarianceNormalization, LpNormalization and LRN.
+"""Row normalizations: Softmax, LogSoftmax, Hardmax along one axis; LayerNormalization and
+RMSNormalization (the per-channel ones are in channel_norms.py, built on `moments` here).
 
 Each computes per-row statistics and then an elementwise expression of the input and them.
 Softmax, LogSoftmax, LayerNormalization and RMSNormalization are written by ONE kernel
@@ -55,12 +54,12 @@ def _exp_shifted(d: Expr) -> Expr:
 
 
 def _log(e): return E.unary("log", e)
-def _sqrt(e): return E.unary("sqrt", e)
+def sqrt(e): return E.unary("sqrt", e)
 
 
-def _inv_sqrt(e: Expr, eps: float) -> Expr:
+def inv_sqrt(e: Expr, eps: float) -> Expr:
     """1 / sqrt(e + eps), as the reference computes it (not an approximate rsqrt)."""
-    return E.const(1, e.dtype) / _sqrt(e + E.const(eps, e.dtype))
+    return E.const(1, e.dtype) / sqrt(e + E.const(eps, e.dtype))
 
 
 def _buffer(ctx, node, i: int, shape, dtype: DType):
@@ -87,12 +86,12 @@ def moments(ctx, shape, axes, term: Callable[[Index], Expr], dtype: DType, eps: 
         d = term(idx) - mean.at(kept_index(idx, axes))
         return d * d
     sq = reduction(ctx, shape, axes, "add", E.const(0, dtype), deviation)
-    inv = _stat(ctx, Tensor(sq.shape, dtype, lambda idx: _inv_sqrt(sq.at(idx) / n, eps)),
+    inv = _stat(ctx, Tensor(sq.shape, dtype, lambda idx: inv_sqrt(sq.at(idx) / n, eps)),
                 "inv_std", inv_buf)
     return mean, inv
 
 
-def _as(e: Expr, dtype: DType) -> Expr:
+def as_dtype(e: Expr, dtype: DType) -> Expr:
     return E.cast(e, dtype)
 
 
@@ -413,14 +412,14 @@ def lower_layer_norm(ctx, node, inputs):
     stats_shape = tuple(E.ONE if d in axes else n for d, n in enumerate(x.shape))
     # the Mean and InvStdDev outputs are written directly unless they must be rounded first
     direct = stash is a.stash_type
-    mean, inv = moments(ctx, x.shape, axes, lambda idx: _as(x.at(idx), stash), stash, a.epsilon,
+    mean, inv = moments(ctx, x.shape, axes, lambda idx: as_dtype(x.at(idx), stash), stash, a.epsilon,
                         _buffer(ctx, node, 1, stats_shape, stash) if direct else None,
                         _buffer(ctx, node, 2, stats_shape, stash) if direct else None)
     dt = compute_dtype(x.dtype)
 
     def at(idx):
         k = kept_index(idx, axes)
-        y = _as((_as(x.at(idx), stash) - mean.at(k)) * inv.at(k), dt) * \
+        y = as_dtype((as_dtype(x.at(idx), stash) - mean.at(k)) * inv.at(k), dt) * \
             _broadcast_at(scale, x.shape, idx)
         if b is not None:
             y = y + _broadcast_at(b, x.shape, idx)
@@ -429,7 +428,7 @@ def lower_layer_norm(ctx, node, inputs):
         t.at(idx), a.stash_type)) for t in (mean, inv)]
 
     def element(idx, v):
-        y = _as((_as(v["x"](idx), stash) - v["mean"]) * v["inv_std"], dt) * \
+        y = as_dtype((as_dtype(v["x"](idx), stash) - v["mean"]) * v["inv_std"], dt) * \
             _broadcast_at(scale, x.shape, idx)
         if b is not None:
             y = y + _broadcast_at(b, x.shape, idx)
@@ -444,12 +443,12 @@ def _moment_stats(x: Tensor, axes, stash: DType, eps: float) -> list:
     n = count(x.shape, axes, stash)
 
     def deviation(idx, v):
-        d = _as(v["x"](idx), stash) - v["mean"]
+        d = as_dtype(v["x"](idx), stash) - v["mean"]
         return d * d
-    return [("mean", "add", E.const(0, stash), lambda idx, v: _as(v["x"](idx), stash),
+    return [("mean", "add", E.const(0, stash), lambda idx, v: as_dtype(v["x"](idx), stash),
              lambda e, v: e / n),
             ("inv_std", "add", E.const(0, stash), deviation,
-             lambda e, v: _inv_sqrt(e / n, eps))]
+             lambda e, v: inv_sqrt(e / n, eps))]
 
 
 @register(ops.RMSNormalization)
@@ -462,201 +461,23 @@ def lower_rms_norm(ctx, node, inputs):
     n = count(x.shape, axes, stash)
 
     def square(idx):
-        v = _as(x.at(idx), stash)
+        v = as_dtype(x.at(idx), stash)
         return v * v
     total = reduction(ctx, x.shape, axes, "add", E.const(0, stash), square)
-    inv = temp(ctx, Tensor(total.shape, stash, lambda idx: _inv_sqrt(total.at(idx) / n,
+    inv = temp(ctx, Tensor(total.shape, stash, lambda idx: inv_sqrt(total.at(idx) / n,
                                                                      a.epsilon)), "inv_rms")
     out = scale.dtype
     dt = compute_dtype(out)
 
     def normalized(x_at, idx, inv_rms):
-        return narrow(_as(_as(x_at(idx), stash) * inv_rms, dt) *
+        return narrow(as_dtype(as_dtype(x_at(idx), stash) * inv_rms, dt) *
                       _broadcast_at(scale, x.shape, idx), out)
 
     def cached_square(idx, v):
-        e = _as(v["x"](idx), stash)
+        e = as_dtype(v["x"](idx), stash)
         return e * e
     stats = [("inv_rms", "add", E.const(0, stash), cached_square,
-              lambda e, v: _inv_sqrt(e / n, a.epsilon))]
+              lambda e, v: inv_sqrt(e / n, a.epsilon))]
     write = row_write(x, axes, stats, lambda idx, v: normalized(v["x"], idx, v["inv_rms"]))
     return [Tensor(x.shape, out, lambda idx: normalized(x.at, idx, inv.at(kept_index(idx, axes))),
                    write=write)]
-
-
-# --- GroupNormalization, InstanceNormalization, BatchNormalization -------------------------------
-
-def _channel(t: Tensor, c) -> Expr:
-    """Element c of a per-channel vector, widened."""
-    return widen(t.at((c,)))
-
-
-@register(ops.GroupNormalization)
-def lower_group_norm(ctx, node, inputs):
-    """Statistics per (sample, group) over the group's channels and the spatial axes: the input
-    is seen as (N, G, C/G, *spatial)."""
-    x, scale, bias = inputs
-    a = ctx.attrs(node)
-    stash = compute_dtype(a.stash_type)
-    groups = a.num_groups
-    per_group = E.floordiv(x.shape[1], groups)
-    shape = (x.shape[0], E.const(groups, DType.int64), per_group, *x.shape[2:])
-    axes = tuple(range(2, len(shape)))
-
-    def grouped(idx):
-        n, g, c, *rest = idx
-        return _as(x.at((n, E.add(E.mul(g, per_group), c), *rest)), stash)
-    mean, inv = moments(ctx, shape, axes, grouped, stash, a.epsilon)
-    dt = compute_dtype(x.dtype)
-
-    def at(idx):
-        n, c, *rest = idx
-        k = (n, E.floordiv(c, per_group)) + (E.ZERO,) * (len(shape) - 2)
-        normal = narrow((_as(x.at(idx), stash) - mean.at(k)) * inv.at(k), x.dtype)
-        return narrow(widen(normal) * _channel(scale, c) + _channel(bias, c), x.dtype)
-    return [Tensor(x.shape, x.dtype, at)]
-
-
-@register(ops.InstanceNormalization)
-def lower_instance_norm(ctx, node, inputs):
-    x, scale, b = inputs
-    dt = compute_dtype(x.dtype)
-    axes = tuple(range(2, x.rank))
-    mean, inv = moments(ctx, x.shape, axes, lambda idx: widen(x.at(idx)), dt,
-                        ctx.attrs(node).epsilon)
-
-    def at(idx):
-        k = kept_index(idx, axes)
-        y = (widen(x.at(idx)) - mean.at(k)) * inv.at(k)
-        return narrow(y * _channel(scale, idx[1]) + _channel(b, idx[1]), x.dtype)
-    return [Tensor(x.shape, x.dtype, at)]
-
-
-@register(ops.BatchNormalization)
-def lower_batch_norm(ctx, node, inputs):
-    """Per channel (x - mean) / sqrt(var + eps) * scale + B, in float64 for float64 inputs and
-    float32 otherwise. Inference uses input_mean/var; training mode the batch statistics (over
-    N and the spatial axes), and its running_mean/var outputs blend them in with momentum."""
-    x, scale, b, mean_in, var_in = inputs
-    a = ctx.attrs(node)
-    cdt = DType.float64 if x.dtype is DType.float64 else DType.float32
-    axes = (0, *range(2, x.rank))
-    outs = []
-    if a.training_mode:
-        mean, inv = moments(ctx, x.shape, axes, lambda idx: _as(x.at(idx), cdt), cdt, a.epsilon)
-
-        def batch(t, c):
-            return t.at((E.ZERO, c) + (E.ZERO,) * (x.rank - 2))
-
-        def statistics(idx):
-            return batch(mean, idx[1]), batch(inv, idx[1])
-    else:
-        def statistics(idx):
-            c = idx[1]
-            return _as(mean_in.at((c,)), cdt), _inv_sqrt(_as(var_in.at((c,)), cdt), a.epsilon)
-
-    def at(idx):
-        m, inv_std = statistics(idx)
-        c = idx[1]
-        y = (_as(x.at(idx), cdt) - m) * inv_std * _as(scale.at((c,)), cdt) + \
-            _as(b.at((c,)), cdt)
-        return narrow(y, x.dtype)
-    outs.append(Tensor(x.shape, x.dtype, at))
-    if a.training_mode:
-        outs.extend(_running_stats(ctx, x, mean_in, var_in, mean, cdt, a.momentum, axes))
-    return outs
-
-
-def _running_stats(ctx, x, mean_in, var_in, mean, cdt, momentum, axes):
-    """running = input * momentum + batch * (1 - momentum), for the mean and the (population)
-    variance; the batch variance is recomputed from the batch mean, as a statistic."""
-    m, rest = E.const(momentum, cdt), E.const(1 - momentum, cdt)
-
-    def deviation(idx):
-        d = _as(x.at(idx), cdt) - mean.at(kept_index(idx, axes))
-        return d * d
-    sq = reduction(ctx, x.shape, axes, "add", E.const(0, cdt), deviation)
-    n = count(x.shape, axes, cdt)
-    var = temp(ctx, Tensor(sq.shape, cdt, lambda idx: sq.at(idx) / n), "batch_var")
-
-    def blend(given: Tensor, batch: Tensor) -> Tensor:
-        def at(idx):
-            c = idx[0]
-            stat = batch.at((E.ZERO, c) + (E.ZERO,) * (x.rank - 2))
-            return narrow(_as(given.at((c,)), cdt) * m + stat * rest, given.dtype)
-        return Tensor(given.shape, given.dtype, at)
-    return [blend(mean_in, mean), blend(var_in, var)]
-
-
-# --- MeanVarianceNormalization, LpNormalization, LRN ---------------------------------------------
-
-@register(ops.MeanVarianceNormalization)
-def lower_mvn(ctx, node, inputs):
-    """(x - mean) / (std + 1e-9) over the `axes` attribute."""
-    x = inputs[0]
-    axes = tuple(sorted({normalize_axis(ctx, node, v, x.rank)
-                         for v in ctx.attrs(node).axes}))
-    dt = compute_dtype(x.dtype)
-    n = count(x.shape, axes, dt)
-    xs = lambda idx: widen(x.at(idx))      # noqa: E731
-    total = reduction(ctx, x.shape, axes, "add", E.const(0, dt), xs)
-    mean = temp(ctx, Tensor(total.shape, dt, lambda idx: total.at(idx) / n), "mean")
-
-    def deviation(idx):
-        d = xs(idx) - mean.at(kept_index(idx, axes))
-        return d * d
-    sq = reduction(ctx, x.shape, axes, "add", E.const(0, dt), deviation)
-    std = temp(ctx, Tensor(sq.shape, dt, lambda idx: _sqrt(sq.at(idx) / n) +
-                           E.const(1e-9, dt)), "std")
-    return [Tensor(x.shape, x.dtype, lambda idx: narrow(
-        (xs(idx) - mean.at(kept_index(idx, axes))) / std.at(kept_index(idx, axes)), x.dtype))]
-
-
-@register(ops.LpNormalization)
-def lower_lp_norm(ctx, node, inputs):
-    """x / ||x||_p along the axis (p = 1 or 2), 0 where the norm is 0."""
-    x = inputs[0]
-    a = ctx.attrs(node)
-    if a.p not in (1, 2):
-        ctx.fail(node, f"p must be 1 or 2, got {a.p}")
-    axis = normalize_axis(ctx, node, a.axis, x.rank)
-    dt = compute_dtype(x.dtype)
-    axes = (axis,)
-
-    def term(idx):
-        v = widen(x.at(idx))
-        return E.unary("abs", v) if a.p == 1 else v * v
-    total = reduction(ctx, x.shape, axes, "add", E.const(0, dt), term)
-    norm = temp(ctx, total if a.p == 1 else Tensor(total.shape, dt, lambda idx: _sqrt(
-        total.at(idx))), "norm")
-    zero = E.const(0, dt)
-
-    def at(idx):
-        nrm = norm.at(kept_index(idx, axes))
-        safe = E.select(E.eq(nrm, zero), E.const(1, dt), nrm)
-        return narrow(E.select(E.eq(nrm, zero), zero, widen(x.at(idx)) / safe), x.dtype)
-    return [Tensor(x.shape, x.dtype, at)]
-
-
-@register(ops.LRN)
-def lower_lrn(ctx, node, inputs):
-    """x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta."""
-    x = inputs[0]
-    a = ctx.attrs(node)
-    dt = compute_dtype(x.dtype)
-    size = a.size
-    before = (size - 1) // 2
-    channels = x.shape[1]
-
-    def at(idx):
-        n, c, *rest = idx
-        j = ctx.fresh_var("r")
-        ch = E.sub(E.add(c, j), before)
-        inside = E.binary("and", E.ge(ch, 0), E.lt(ch, channels))
-        v = widen(x.at((n, E.clamp(ch, 0, E.sub(channels, 1)), *rest)))
-        window = Reduce("add", E.const(0, dt), ((j, E.ZERO, E.const(size, DType.int64)),),
-                          E.select(inside, v * v, E.const(0, dt)))
-        denom = E.binary("pow", E.const(a.bias, dt) + E.const(a.alpha / size, dt) * window,
-                         E.const(a.beta, dt))
-        return narrow(widen(x.at(idx)) / denom, x.dtype)
-    return [Tensor(x.shape, x.dtype, at)]
