@@ -3,7 +3,6 @@
 import inspect
 import warnings
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
@@ -11,7 +10,6 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
 from torch import nn  # noqa: E402
 
 from kiln.errors import KilnError  # noqa: E402
-from kiln.frontends.torch import dynamo  # noqa: E402
 from kiln.frontends.torch.dynamo import KilnFallbackWarning, kiln_backend  # noqa: E402
 
 
@@ -25,21 +23,6 @@ class Counting:
     def __call__(self, gm, example_inputs):
         self.graphs.append(gm)
         return kiln_backend(gm, example_inputs, options=self.options)
-
-
-@pytest.fixture
-def kiln_compiles(monkeypatch):
-    """Every KilnGraphFunction kiln_backend builds in the test (graphs kiln really compiled)."""
-    made = []
-    original = dynamo.KilnGraphFunction.compile.__func__
-
-    def compile(cls, *args, **kwargs):
-        made.append(original(cls, *args, **kwargs))
-        return made[-1]
-    monkeypatch.setattr(dynamo.KilnGraphFunction, "compile", classmethod(compile))
-    torch._dynamo.reset()
-    yield made
-    torch._dynamo.reset()
 
 
 def no_fallback(fn, *args):

@@ -10,26 +10,10 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
 
 from torch import nn  # noqa: E402
 
-from kiln.frontends.torch import dynamo  # noqa: E402
 from kiln.frontends.torch.dynamo import KilnFallbackWarning, kiln_backend  # noqa: E402
 from kiln.frontends.torch.guards import WeightGuard  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-
-
-@pytest.fixture
-def kiln_compiles(monkeypatch):
-    """Every KilnGraphFunction kiln_backend builds in the test."""
-    made = []
-    original = dynamo.KilnGraphFunction.compile.__func__
-
-    def compile(cls, *args, **kwargs):
-        made.append(original(cls, *args, **kwargs))
-        return made[-1]
-    monkeypatch.setattr(dynamo.KilnGraphFunction, "compile", classmethod(compile))
-    torch._dynamo.reset()
-    yield made
-    torch._dynamo.reset()
 
 
 class Counting:
