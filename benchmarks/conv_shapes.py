@@ -58,7 +58,7 @@ def main(argv=None):
     import onnxruntime as ort
     from kiln.codegen.threadpool import ensure_thread_pool
     ensure_thread_pool(args.threads)
-    print(f"| shape | C→M | kiln | ORT | kiln / ORT | kiln GFLOP/s | max abs diff |")
+    print("| shape | C→M | kiln | ORT | kiln / ORT | kiln GFLOP/s | max abs diff |")
     print("|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
         cin, cout, k, s, image = SHAPES[name]

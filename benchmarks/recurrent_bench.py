@@ -20,7 +20,6 @@ CASES = [("LSTM", 64, 8, 128, 256), ("LSTM", 64, 1, 256, 512), ("GRU", 64, 1, 64
 
 
 def model(op: str, seq: int, batch: int, size: int, hidden: int, rng):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     g = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.1).astype(np.float32), n)

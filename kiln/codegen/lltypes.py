@@ -14,7 +14,6 @@ as vectors of lanes; constants, splats and intrinsic declarations.
 from __future__ import annotations
 
 import llvmlite.ir as ir
-import ml_dtypes
 import numpy as np
 
 from ..ir.dtypes import DType

@@ -12,7 +12,7 @@ import itertools
 
 from ..ir import ops
 from ..ir.ops.window import make_window
-from ..loops.expr import Const, Reduce
+from ..loops.expr import Reduce
 from . import exprs as E
 from .registry import register
 from .tensor import Tensor, compute_dtype, narrow, widen

@@ -9,7 +9,7 @@ from ..ir import ops
 from ..ir.dtypes import DType
 from ..loops.buffer import BufferKind
 from ..loops.expr import Var
-from ..loops.stmt import Assign, If, Local, Loop, LoopKind, Store
+from ..loops.stmt import Assign, If, Local, Loop, Store
 from . import exprs as E
 from .reduce import outer_kinds
 from .registry import register

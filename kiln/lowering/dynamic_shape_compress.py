@@ -15,7 +15,6 @@ backend then fixes it to the fed value, and compress.py applies).
 
 from __future__ import annotations
 
-from ..ir.dtypes import DType
 from ..loops.expr import Const, Reduce
 from ..loops.stmt import Assign, If, Local, Loop, Store
 from ..loops.stmt import loop_nest as plain_nest

@@ -19,7 +19,7 @@ from typing import Callable
 from ..ir.dtypes import DType
 from ..loops.buffer import Buffer, row_major_strides
 from ..loops.expr import Const, Expr, Load, children, simplify_index
-from ..loops.stmt import Assign, If, Kernel, Local, Loop, LoopKind, Store, exprs_of, walk
+from ..loops.stmt import Kernel, Loop, LoopKind, Store, exprs_of, walk
 from . import exprs as E
 
 Index = tuple

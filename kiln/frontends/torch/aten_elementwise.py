@@ -12,7 +12,6 @@ import math
 
 import torch
 
-from ...errors import UnsupportedOpError
 from ...ir.dtypes import DType
 from .context import kiln_dtype
 
