@@ -46,7 +46,7 @@ from ..ir.graph import Graph, Node, Value, subgraphs
 from ..ir.infer import infer_node
 from ..ir.types import OptionalType, SequenceType, TensorType
 from .sequence_bodies import (  # noqa: F401
-    ABSENT, MAX_UNROLL, Absent, BodyInliner, has_structures_within)
+    ABSENT, MAX_UNROLL, Absent, BodyInliner, build_structure, has_structures_within)
 
 SEQUENCE_OPS = frozenset({
     ops.SequenceConstruct, ops.SequenceEmpty, ops.SequenceAt, ops.SequenceInsert,
@@ -65,16 +65,7 @@ class OutputLayout:
 
     def regroup(self, flat: list) -> list:
         it = iter(flat)
-        return [_take(e, it) for e in self.entries]
-
-
-def _take(entry, it):
-    if entry == "tensor":
-        return next(it)
-    kind, inner = entry
-    if kind == "seq":
-        return [next(it) for _ in range(inner)]
-    return None if inner is None else _take(inner, it)
+        return [build_structure(e, it, absent=None) for e in self.entries]
 
 
 def has_structures(graph: Graph) -> bool:

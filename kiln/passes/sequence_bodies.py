@@ -270,7 +270,7 @@ class BodyInliner:
             v.type = t
         it = iter(outs)
         for out, entry in zip(node.outputs, layouts[0]):
-            s = _build(entry, it)
+            s = build_structure(entry, it)
             if out is not None and entry == "tensor":
                 self.graph.replace_all_uses(out, s)
             elif out is not None:
@@ -278,14 +278,15 @@ class BodyInliner:
         return [new] if outs else []
 
 
-def _build(entry, it):
-    """The structure an `OutputLayout` entry describes, made of the values `it` yields."""
+def build_structure(entry, it, absent=ABSENT):
+    """The structure an `OutputLayout` entry describes, made of the items `it` yields: a tensor,
+    a list for a sequence, `absent` for an empty optional."""
     if entry == "tensor":
         return next(it)
     kind, inner = entry
     if kind == "seq":
         return [next(it) for _ in range(inner)]
-    return ABSENT if inner is None else _build(inner, it)
+    return absent if inner is None else build_structure(inner, it, absent)
 
 
 def _layout_text(entries: list) -> str:
