@@ -39,6 +39,7 @@ from ..errors import LoweringError
 from ..ir import ops
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node
+from ..ir.ops.control import scan_layout
 from ..loops.buffer import Buffer, BufferKind
 from ..loops.expr import Const, Load
 from ..loops.stmt import If, Loop, Store
@@ -372,13 +373,7 @@ def _stays_true(cond, cond_buf: Buffer) -> bool:
 def lower_scan(ctx, node: Node, inputs):
     a = ctx.attrs(node)
     body = a.body
-    m = a.num_scan_inputs
-    n = len(inputs) - m
-    k = len(body.outputs) - n
-    in_axes = a.scan_input_axes or (0,) * m
-    in_dirs = a.scan_input_directions or (0,) * m
-    out_axes = a.scan_output_axes or (0,) * k
-    out_dirs = a.scan_output_directions or (0,) * k
+    n, k, in_axes, in_dirs, out_axes, out_dirs = scan_layout(a, len(inputs))
     inits, scanned = inputs[:n], inputs[n:]
     axes = [ax % x.rank if x.rank else 0 for ax, x in zip(in_axes, scanned)]
     length = scanned[0].shape[axes[0]]

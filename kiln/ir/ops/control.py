@@ -246,15 +246,20 @@ def _infer_scan(ctx: InferContext):
     return out
 
 
+def scan_layout(attrs, num_inputs: int) -> tuple:
+    """A Scan's (n, k, in_axes, in_dirs, out_axes, out_dirs): n carried states, k scan outputs,
+    and the axis and direction (0 forward, 1 reverse) of each scan input and output, with the
+    attributes' defaults filled in. Shared by the reference and the lowering."""
+    m = attrs.num_scan_inputs
+    n = num_inputs - m
+    k = len(attrs.body.outputs) - n
+    return (n, k, attrs.scan_input_axes or (0,) * m, attrs.scan_input_directions or (0,) * m,
+            attrs.scan_output_axes or (0,) * k, attrs.scan_output_directions or (0,) * k)
+
+
 def _run_scan(ctx, *args):
-    a, body = ctx.attrs, ctx.attrs.body
-    m = a.num_scan_inputs
-    n = len(args) - m
-    k = len(body.outputs) - n
-    in_axes = a.scan_input_axes or (0,) * m
-    in_dirs = a.scan_input_directions or (0,) * m
-    out_axes = a.scan_output_axes or (0,) * k
-    out_dirs = a.scan_output_directions or (0,) * k
+    body = ctx.attrs.body
+    n, k, in_axes, in_dirs, out_axes, out_dirs = scan_layout(ctx.attrs, len(args))
     scanned = args[n:]
     axes = [ax % x.ndim if x.ndim else 0 for ax, x in zip(in_axes, scanned)]
     lengths = {x.shape[ax] for x, ax in zip(scanned, axes)}
